@@ -1,0 +1,1 @@
+//! One invocation: validate → reconcile → respond, under a deadline guard.

@@ -1,0 +1,1 @@
+//! The CloudFormation response body and its delivery to the pre-signed ResponseURL.
