@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Installs, on a fresh machine, what the project's scripts need: Debian packages
+# (jq, shellcheck, bats) and a Python venv under .venv with requirements-dev.txt.
+# Sourced by demo.sh, test.sh and bench.sh; every step is skipped when already done.
+
+TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${TOOLS_ROOT}/.venv"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+ensure_debian_packages() {
+  local missing=() pkg
+  for pkg in jq shellcheck bats curl; do
+    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}; install them with your package manager"
+  log "installing ${missing[*]} (apt-get)"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# The venv is rebuilt only when requirements-dev.txt changes (its hash is stamped inside).
+ensure_venv() {
+  local stamp="${VENV}/.requirements.sha256" want
+  want="$(sha256sum "${TOOLS_ROOT}/requirements-dev.txt" | cut -d' ' -f1)"
+  if [[ -x "${VENV}/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  log "installing Python tools into .venv (first run only)"
+  python3 -m venv "$VENV"
+  "${VENV}/bin/pip" install -q --disable-pip-version-check -r "${TOOLS_ROOT}/requirements-dev.txt"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# cargo-lambda and zig come from PyPI; put the venv first on PATH so scripts find them.
+activate_tools() {
+  ensure_debian_packages
+  ensure_venv
+  export PATH="${VENV}/bin:${PATH}"
+}
