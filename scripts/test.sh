@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Every test and check of the project, in one command; .ci/run calls it.
+# Installs what it needs on a fresh machine (scripts/lib/tools.sh) and reuses the Cargo
+# build cache between clones, so a second run is mostly test time.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/tools.sh
+source "${ROOT}/scripts/lib/tools.sh"
+
+STEPS=(rust_format rust_lint rust_tests shell_lint lambda_invoke templates script_tests end_to_end)
+ONLY=()
+
+usage() {
+  cat <<USAGE
+Usage: scripts/test.sh [--only STEP]... [--list] [--help]
+
+Runs every check in order and reports each step; exits non-zero if any step failed.
+  --only STEP   run only this step (repeatable); see --list
+  --list        print the step names
+  --help        this text
+USAGE
+}
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --only) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; ONLY+=("$2"); shift 2 ;;
+      --list) printf '%s\n' "${STEPS[@]}"; exit 0 ;;
+      -h|--help) usage; exit 0 ;;
+      *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+    esac
+  done
+  local step
+  for step in "${ONLY[@]}"; do
+    [[ " ${STEPS[*]} " == *" ${step} "* ]] || { printf 'unknown step: %s\n' "$step" >&2; exit 2; }
+  done
+  [[ ${#ONLY[@]} -eq 0 ]] || STEPS=("${ONLY[@]}")
+}
+
+# A build cache outside the clone: CI checks out a fresh clone on the same machine, and a
+# cold build of the workspace is most of this script's time on two cores.
+use_build_cache() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/ce-fargate/target}"
+  mkdir -p "$CARGO_TARGET_DIR"
+  export CARGO_TERM_COLOR=never
+}
+
+rust_format() { cargo fmt --all -- --check; }
+rust_lint() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+rust_tests() { cargo test --workspace --locked; }
+shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh tests/*.sh; }
+lambda_invoke() { tests/lambda-invoke.sh; }
+templates() { tests/check-cfn.sh; }
+script_tests() { bats tests/*.bats; }
+end_to_end() { tests/e2e-local.sh; }
+
+main() {
+  parse_args "$@"
+  cd "$ROOT"
+  activate_tools
+  use_build_cache
+  local step passed=0 failed=0 failures=() started elapsed
+  for step in "${STEPS[@]}"; do
+    log "step ${step}"
+    started=$SECONDS
+    if "$step"; then
+      passed=$((passed + 1))
+      elapsed=$((SECONDS - started))
+      log "step ${step}: ok (${elapsed}s)"
+    else
+      failed=$((failed + 1))
+      failures+=("$step")
+      elapsed=$((SECONDS - started))
+      log "step ${step}: FAILED (${elapsed}s)"
+    fi
+  done
+  [[ $failed -eq 0 ]] || log "failed steps: ${failures[*]}"
+  printf 'steps: %d passed, %d failed\n' "$passed" "$failed"
+  [[ $failed -eq 0 ]]
+}
+
+main "$@"
