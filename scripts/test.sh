@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test and check of the project, in one command; .ci/run calls it.
-# Installs what it needs on a fresh machine (scripts/lib/tools.sh) and reuses the Cargo
-# build cache between clones, so a second run is mostly test time.
+# Installs what it needs on a fresh machine (scripts/lib/tools.sh, which also links the
+# build directory and venv to a per-user cache, so a second clone rebuilds little).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,14 +38,6 @@ parse_args() {
   [[ ${#ONLY[@]} -eq 0 ]] || STEPS=("${ONLY[@]}")
 }
 
-# A build cache outside the clone: CI checks out a fresh clone on the same machine, and a
-# cold build of the workspace is most of this script's time on two cores.
-use_build_cache() {
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/ce-fargate/target}"
-  mkdir -p "$CARGO_TARGET_DIR"
-  export CARGO_TERM_COLOR=never
-}
-
 rust_format() { cargo fmt --all -- --check; }
 rust_lint() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 rust_tests() { cargo test --workspace --locked; }
@@ -59,7 +51,7 @@ main() {
   parse_args "$@"
   cd "$ROOT"
   activate_tools
-  use_build_cache
+  export CARGO_TERM_COLOR=never
   local step passed=0 failed=0 failures=() started elapsed
   for step in "${STEPS[@]}"; do
     log "step ${step}"

@@ -5,6 +5,7 @@
 
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${TOOLS_ROOT}/.venv"
+CACHE_DIR="${XDG_CACHE_HOME:-${HOME}/.cache}/ce-fargate"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -31,13 +32,28 @@ ensure_venv() {
     return 0
   fi
   log "installing Python tools into .venv (first run only)"
-  python3 -m venv "$VENV"
-  "${VENV}/bin/pip" install -q --disable-pip-version-check -r "${TOOLS_ROOT}/requirements-dev.txt"
+  # Built at its resolved path, so its scripts' #! lines outlive the clone that linked it.
+  local real
+  real="$(readlink -f "$VENV")"
+  python3 -m venv "$real"
+  "${real}/bin/pip" install -q --disable-pip-version-check -r "${TOOLS_ROOT}/requirements-dev.txt"
   printf '%s\n' "$want" >"$stamp"
+}
+
+# A fresh clone on a machine that already built the project (CI clones anew for every run)
+# links its build directory and venv to a per-user cache, so only changed crates rebuild.
+# A link keeps every relative path (cfn/ refers to ../target/lambda/...) working.
+link_to_cache() {
+  local name="$1"
+  [[ -e "${TOOLS_ROOT}/${name}" || -L "${TOOLS_ROOT}/${name}" ]] && return 0
+  mkdir -p "${CACHE_DIR}/${name#.}"
+  ln -s "${CACHE_DIR}/${name#.}" "${TOOLS_ROOT}/${name}"
 }
 
 # cargo-lambda and zig come from PyPI; put the venv first on PATH so scripts find them.
 activate_tools() {
+  link_to_cache target
+  link_to_cache .venv
   ensure_debian_packages
   ensure_venv
   export PATH="${VENV}/bin:${PATH}"
