@@ -60,8 +60,8 @@ class InvocationResult:
     error_type: str | None = None
     # Exit status when the process ended on its own; None when it was killed by us.
     exit_code: int | None = None
-    # Milliseconds from process start to: the first GET /next, the event's last
-    # byte written, the result received, the process reaped.
+    # Milliseconds from process start to: the first GET /next, the event handed
+    # out (the start of its write), the result received, the process reaped.
     init_ms: float | None = None
     event_sent_ms: float | None = None
     result_ms: float | None = None
@@ -148,6 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         deadline = int(time.time() * 1000) + inv.deadline_ms
+        # Stamped before the write: a thread switch after it must not shorten the
+        # measured event -> result time.
+        inv.event_sent_ns = time.monotonic_ns()
         self._reply(
             200,
             inv.event,
@@ -162,7 +165,6 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             },
         )
-        inv.event_sent_ns = time.monotonic_ns()
 
     def do_POST(self) -> None:
         inv = self.server.invocation
