@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Registers Cloud Exchange's task definition from the stack's outputs: fills every ${Name}
+# placeholder of cfn/CloudExchangeTaskDefinition.json with jq (stack outputs plus the
+# variables documented in usage()), refuses to go on while any placeholder is left, then
+# calls `aws ecs register-task-definition` and prints the new revision's ARN on stdout.
+# Progress and errors go to stderr, so `arn=$(scripts/register-task-definition.sh ...)` works.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/aws.sh
+source "${ROOT}/scripts/lib/aws.sh"
+
+TASK_DEFINITION_TEMPLATE="${ROOT}/cfn/CloudExchangeTaskDefinition.json"
+
+# CE's published images: core and ui from Netskope's Docker Hub organisation, MongoDB and
+# RabbitMQ as the bitnami images CE's layout is written for (their environment variables,
+# uid 1001 and /bitnami paths). Bitnami moved its versioned tags to docker.io/bitnamilegacy
+# in 2025; pin a digest or mirror the images into ECR for production.
+DEFAULT_IMAGE_CORE="docker.io/netskopetechnicalalliances/cloudexchange:core3-latest"
+DEFAULT_IMAGE_UI="docker.io/netskopetechnicalalliances/cloudexchange:ui3-latest"
+DEFAULT_IMAGE_MONGODB="docker.io/bitnamilegacy/mongodb:4.4"
+DEFAULT_IMAGE_RABBITMQ="docker.io/bitnamilegacy/rabbitmq:3.9"
+
+STACK_NAME=""
+REGION_ARG=""
+PROFILE_ARG=""
+OUTPUTS_FILE=""
+DRY_RUN=false
+SIZE="medium"
+IMAGE_CORE="$DEFAULT_IMAGE_CORE"
+IMAGE_UI="$DEFAULT_IMAGE_UI"
+IMAGE_MONGODB="$DEFAULT_IMAGE_MONGODB"
+IMAGE_RABBITMQ="$DEFAULT_IMAGE_RABBITMQ"
+CPU=""
+MEMORY=""
+WORK_DIR=""
+
+usage() {
+  cat <<USAGE
+Usage: scripts/register-task-definition.sh --stack-name NAME [options]
+       scripts/register-task-definition.sh --outputs-file FILE [options]
+
+Renders cfn/CloudExchangeTaskDefinition.json from the stack's outputs and registers it as a
+new revision of the family the stack names; prints the revision's ARN on stdout.
+The stack must be in CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE,
+IMPORT_COMPLETE or IMPORT_ROLLBACK_COMPLETE.
+
+Options:
+  --stack-name NAME      stack to read (describe-stacks); with --outputs-file it must match
+  --region REGION        AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)
+  --profile PROFILE      AWS CLI profile
+  --outputs-file FILE    read the stack from FILE (what 'aws cloudformation describe-stacks'
+                         prints) instead of calling AWS
+  --dry-run              print the rendered task definition on stdout; register nothing
+  --size SIZE            task size: small, medium (default) or large; see below
+  --image-core URI       core image   (default ${DEFAULT_IMAGE_CORE})
+  --image-ui URI         ui image     (default ${DEFAULT_IMAGE_UI})
+  --image-mongodb URI    MongoDB image (default ${DEFAULT_IMAGE_MONGODB})
+  --image-rabbitmq URI   RabbitMQ image (default ${DEFAULT_IMAGE_RABBITMQ})
+  -h, --help             this text
+
+Sizes (Fargate task cpu units / memory MiB):
+  small 2048/4096   medium 4096/8192 (the reference deployment's)   large 8192/16384
+
+Placeholders: every \${Name} in the template is a stack output (FileSystemId, TaskRoleArn,
+the secret ARNs, ...) or one of these variables:
+  Region        the stack's region, from its StackId
+  Cpu, Memory   from --size
+  ImageCore, ImageUi, ImageMongodb, ImageRabbitmq   from the --image-* options
+USAGE
+}
+
+usage_error() {
+  printf 'error: %s\n' "$1" >&2
+  usage >&2
+  exit 2
+}
+
+cleanup() { [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"; }
+
+# Takes the value of option $1 from $2, refusing a missing or empty one.
+option_value() { # OPTION VALUE...
+  [[ $# -ge 2 && -n $2 && $2 != --* ]] || usage_error "$1 needs a value"
+  printf '%s' "$2"
+}
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --stack-name) STACK_NAME="$(option_value "$@")"; shift 2 ;;
+      --region) REGION_ARG="$(option_value "$@")"; shift 2 ;;
+      --profile) PROFILE_ARG="$(option_value "$@")"; shift 2 ;;
+      --outputs-file) OUTPUTS_FILE="$(option_value "$@")"; shift 2 ;;
+      --dry-run) DRY_RUN=true; shift ;;
+      --size) SIZE="$(option_value "$@")"; shift 2 ;;
+      --image-core) IMAGE_CORE="$(option_value "$@")"; shift 2 ;;
+      --image-ui) IMAGE_UI="$(option_value "$@")"; shift 2 ;;
+      --image-mongodb) IMAGE_MONGODB="$(option_value "$@")"; shift 2 ;;
+      --image-rabbitmq) IMAGE_RABBITMQ="$(option_value "$@")"; shift 2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  [[ -n $STACK_NAME || -n $OUTPUTS_FILE ]] || usage_error "--stack-name or --outputs-file is required"
+  [[ -z $OUTPUTS_FILE || -r $OUTPUTS_FILE ]] || usage_error "cannot read --outputs-file ${OUTPUTS_FILE}"
+  local image
+  for image in "$IMAGE_CORE" "$IMAGE_UI" "$IMAGE_MONGODB" "$IMAGE_RABBITMQ"; do
+    [[ $image =~ ^[^[:space:]\$]+$ ]] || usage_error "not an image URI: '${image}'"
+  done
+  size_to_cpu_memory
+}
+
+# Fargate cpu/memory pairs; each is a valid Fargate combination.
+size_to_cpu_memory() {
+  case "$SIZE" in
+    small) CPU=2048 MEMORY=4096 ;;
+    medium) CPU=4096 MEMORY=8192 ;;
+    large) CPU=8192 MEMORY=16384 ;;
+    *) usage_error "--size must be small, medium or large, not '${SIZE}'" ;;
+  esac
+}
+
+# Prints the stack (Stacks[0] of describe-stacks) as one JSON line, from the file or AWS.
+read_stack() {
+  local stack
+  if [[ -n $OUTPUTS_FILE ]]; then
+    stack="$(jq -c '.Stacks[0] // empty' "$OUTPUTS_FILE" 2>/dev/null)" ||
+      die "${OUTPUTS_FILE} is not JSON"
+    [[ -n $stack ]] || die "${OUTPUTS_FILE} holds no stack (expected describe-stacks output)"
+    if [[ -n $STACK_NAME ]] && ! jq -e --arg n "$STACK_NAME" '.StackName == $n or .StackId == $n' >/dev/null <<<"$stack"; then
+      die "${OUTPUTS_FILE} describes stack $(jq -r .StackName <<<"$stack"), not ${STACK_NAME}"
+    fi
+  else
+    log "reading stack ${STACK_NAME} in ${REGION}"
+    stack="$(stack_describe "$STACK_NAME")"
+    [[ -n $stack ]] || die "stack ${STACK_NAME} does not exist in ${REGION}"
+  fi
+  printf '%s\n' "$stack"
+}
+
+# Only a stack whose last operation completed has outputs that match its resources.
+check_status() { # STACK_JSON
+  local name status
+  name="$(jq -r '.StackName' <<<"$1")"
+  status="$(jq -r '.StackStatus // "UNKNOWN"' <<<"$1")"
+  case "$status" in
+    CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE | IMPORT_COMPLETE | IMPORT_ROLLBACK_COMPLETE)
+      log "stack ${name} is ${status}" ;;
+    ROLLBACK_COMPLETE)
+      die "stack ${name} is ROLLBACK_COMPLETE: its creation failed and was rolled back; delete it and deploy again" ;;
+    *)
+      die "stack ${name} is ${status}; wait until it is CREATE_COMPLETE, UPDATE_COMPLETE or UPDATE_ROLLBACK_COMPLETE" ;;
+  esac
+}
+
+# The placeholder values: the stack's outputs, its region, and the variables from the
+# options (which win over an output of the same name). Empty values are dropped so that
+# their placeholders stay and are reported.
+placeholder_values() { # STACK_JSON
+  jq -c \
+    --arg Cpu "$CPU" --arg Memory "$MEMORY" \
+    --arg ImageCore "$IMAGE_CORE" --arg ImageUi "$IMAGE_UI" \
+    --arg ImageMongodb "$IMAGE_MONGODB" --arg ImageRabbitmq "$IMAGE_RABBITMQ" \
+    '((.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {})
+     + {Region: ((.StackId // "") | split(":") | .[3] // "")}
+     + $ARGS.named
+     | with_entries(select(.value != null and .value != ""))' <<<"$1"
+}
+
+# Replaces every ${Name} inside every string of the template; unknown names stay as they are.
+render() { # VALUES_JSON
+  jq --argjson values "$1" \
+    'walk(if type == "string"
+          then gsub("\\$\\{(?<name>[A-Za-z][A-Za-z0-9]*)\\}"; $values[.name] // "${\(.name)}")
+          else . end)' "$TASK_DEFINITION_TEMPLATE"
+}
+
+# Fails naming every placeholder still present (any ${...}, well-formed or not).
+check_placeholders() { # RENDERED_FILE
+  local left
+  left="$(jq -r '[.. | strings | scan("\\$\\{[^}]*\\}")] | unique | join(", ")' "$1")"
+  [[ -z $left ]] || die "placeholders without a value: ${left} (missing stack outputs or variables)"
+}
+
+register() { # RENDERED_FILE
+  log "registering task definition family $(jq -r .family "$1")"
+  aws_cli ecs register-task-definition --cli-input-json "file://$1" \
+    --query taskDefinition.taskDefinitionArn --output text
+}
+
+main() {
+  parse_args "$@"
+  require_command jq "install jq (https://jqlang.github.io/jq/)"
+  WORK_DIR="$(mktemp -d)"
+  trap cleanup EXIT
+
+  local stack values rendered="${WORK_DIR}/task-definition.json"
+  if [[ -z $OUTPUTS_FILE ]]; then
+    require_command aws "install the AWS CLI"
+    aws_setup "$REGION_ARG" "$PROFILE_ARG"
+  fi
+  stack="$(read_stack)"
+  check_status "$stack"
+  values="$(placeholder_values "$stack")"
+  render "$values" >"$rendered"
+  check_placeholders "$rendered"
+
+  if $DRY_RUN; then
+    cat "$rendered"
+    return 0
+  fi
+  if [[ ${#AWS_ARGS[@]} -eq 0 ]]; then
+    require_command aws "install the AWS CLI"
+    aws_setup "${REGION_ARG:-$(jq -r '.Region // ""' <<<"$values")}" "$PROFILE_ARG"
+  fi
+  register "$rendered"
+}
+
+main "$@"
