@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# What deploy.sh and create-service.sh share: messages, one way to call the AWS CLI (the
+# region and profile are resolved once and passed on every call), and reading a stack.
+# Sourced only; defines functions and AWS_ARGS, runs nothing.
+#
+# The AWS CLI honours AWS_ENDPOINT_URL (botocore >= 1.31), which is how demo.sh points these
+# scripts at a local emulator; nothing here needs to know about it.
+
+AWS_ARGS=()
+REGION=""
+PROFILE=""
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Fails with one line naming the missing command and how to get it.
+require_command() { # NAME HINT
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"
+}
+
+# Sets REGION and AWS_ARGS from --region/--profile, falling back to AWS_REGION,
+# AWS_DEFAULT_REGION and the profile's configured region. The region is needed up front
+# (bucket names, the commands these scripts print), so it is resolved here, once.
+aws_setup() { # REGION PROFILE
+  REGION="$1"
+  PROFILE="$2"
+  if [[ -z $REGION ]]; then
+    REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+  fi
+  if [[ -z $REGION && -n $PROFILE ]]; then
+    REGION="$(aws configure get region --profile "$PROFILE" 2>/dev/null || true)"
+  elif [[ -z $REGION ]]; then
+    REGION="$(aws configure get region 2>/dev/null || true)"
+  fi
+  [[ -n $REGION ]] || die "no AWS region: pass --region (or set one with 'aws configure')"
+  AWS_ARGS=(--region "$REGION")
+  [[ -z $PROFILE ]] || AWS_ARGS+=(--profile "$PROFILE")
+}
+
+aws_cli() { aws "${AWS_ARGS[@]}" "$@"; }
+
+# The same options as a string, for commands printed for the user to run.
+aws_args_text() { printf ' %q' "${AWS_ARGS[@]}"; }
+
+# Prints the caller's identity as JSON, or fails with one line on what to do.
+aws_identity() {
+  local out err reason
+  err="$(mktemp)"
+  if ! out="$(aws_cli sts get-caller-identity --output json 2>"$err")"; then
+    reason="$(grep -v '^[[:space:]]*$' "$err" | tail -n 1)"
+    rm -f "$err"
+    die "AWS did not accept the credentials (${reason}): run 'aws configure' or 'aws sso login', or pass --profile"
+  fi
+  rm -f "$err"
+  jq -c . <<<"$out"
+}
+
+# Prints Stacks[0] of describe-stacks as one JSON line, or nothing when the stack does
+# not exist; any other error (credentials, throttling) stops the script.
+stack_describe() { # NAME_OR_ID
+  local out err
+  err="$(mktemp)"
+  if out="$(aws_cli cloudformation describe-stacks --stack-name "$1" --output json 2>"$err")"; then
+    rm -f "$err"
+    jq -c '.Stacks[0]' <<<"$out"
+    return 0
+  fi
+  if grep -q 'does not exist' "$err"; then
+    rm -f "$err"
+    return 0
+  fi
+  cat "$err" >&2
+  rm -f "$err"
+  die "cannot read stack $1"
+}
+
+# Reads one output from a describe-stacks Stacks[0] JSON; prints nothing when absent.
+stack_output() { # STACK_JSON KEY
+  jq -r --arg key "$2" '.Outputs // [] | map(select(.OutputKey == $key)) | .[0].OutputValue // empty' <<<"$1"
+}
