@@ -1,1 +1,352 @@
 //! One invocation: validate → reconcile → respond, under a deadline guard.
+//!
+//! The event is read leniently (as JSON, field by field), so that even a malformed event
+//! gets a FAILED response as long as it carries a ResponseURL. The filesystem work runs on
+//! tokio's blocking pool and races a guard that fires early enough before the Lambda
+//! deadline to leave time for the PUT; a panic in the work ends as a FAILED response too.
+//! Whatever happens, exactly one response is sent per invocation.
+
+use crate::response::{redacted, DeliveryError, Response, ResponseSender, RetryPolicy, Status};
+use crate::spec::{SpecError, TreeSpec};
+use crate::tree::{self, TreeError, TreeReport};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+/// Environment variable naming the EFS mount point.
+pub const MOUNT_ENV: &str = "EFS_MOUNT_PATH";
+/// Mount point used when [`MOUNT_ENV`] is unset.
+pub const DEFAULT_MOUNT: &str = "/mnt/efs";
+/// Time kept back from the work for the response PUT (and its retries) before the
+/// deadline. Shorter invocations keep half of their time instead.
+pub const RESPONSE_MARGIN: Duration = Duration::from_secs(10);
+/// Delivery stops this long before the Lambda deadline, so the function still returns
+/// (and logs) instead of being killed mid-PUT.
+const RETURN_MARGIN: Duration = Duration::from_millis(250);
+
+/// The reconcile step, replaceable in tests to make the work panic or hang.
+pub type Work = fn(&Path, &Value) -> Result<TreeReport, Failure>;
+
+/// Why a request ended FAILED; its `Display` is the Reason CloudFormation shows.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("internal error: panic: {0}")]
+    Panic(String),
+    #[error("timed out: the directory tree was not finished {}s into the invocation (Lambda timeout too short or EFS unreachable?)", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("unknown RequestType {0:?} (expected Create, Update or Delete)")]
+    UnknownRequestType(String),
+}
+
+/// Why an invocation ends in an error for the Lambda runtime: no response reached
+/// CloudFormation. Returning an error lets Lambda's asynchronous retry replay the event,
+/// which is safe (Create/Update are idempotent, Delete touches nothing) and may still
+/// deliver the response before CloudFormation gives up.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("the event has no ResponseURL, so no response can be sent")]
+    NoResponseUrl,
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Diagnostic {
+            error_type: "HandlerError".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The fields of a custom resource event this function uses; missing ones are empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    pub request_type: String,
+    pub request_id: String,
+    pub response_url: Option<String>,
+    pub stack_id: String,
+    pub logical_resource_id: String,
+    pub physical_resource_id: Option<String>,
+    pub properties: Value,
+}
+
+impl Request {
+    pub fn from_event(event: &Value) -> Self {
+        let text = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            request_type: text("RequestType").unwrap_or_default(),
+            request_id: text("RequestId").unwrap_or_default(),
+            response_url: text("ResponseURL").filter(|u| !u.is_empty()),
+            stack_id: text("StackId").unwrap_or_default(),
+            logical_resource_id: text("LogicalResourceId").unwrap_or_default(),
+            physical_resource_id: text("PhysicalResourceId").filter(|id| !id.is_empty()),
+            properties: event
+                .get("ResourceProperties")
+                .cloned()
+                .unwrap_or(Value::Null),
+        }
+    }
+
+    /// Create gets an id derived from the stack and logical id, so a replayed Create
+    /// answers with the same id; Update and Delete echo the id CloudFormation sent.
+    pub fn physical_resource_id(&self) -> String {
+        match (&self.physical_resource_id, self.request_type.as_str()) {
+            (Some(id), "Update" | "Delete") => id.clone(),
+            _ => deterministic_id(&self.stack_id, &self.logical_resource_id),
+        }
+    }
+}
+
+/// `ce-efs-tree-` + FNV-1a-64 of `stack_id|logical_id`: a fixed, documented algorithm
+/// (std's hasher may change between Rust releases), enough to tell resources apart.
+fn deterministic_id(stack_id: &str, logical_id: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stack_id.bytes().chain([b'|']).chain(logical_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("ce-efs-tree-{hash:016x}")
+}
+
+/// Serialises reconciles within one execution environment: a reconcile abandoned by the
+/// deadline guard keeps running and must not overlap the next invocation's.
+static RECONCILE: Mutex<()> = Mutex::new(());
+
+/// Validates the properties, then builds the tree: nothing is written unless all of
+/// them are valid.
+pub fn reconcile(mount: &Path, properties: &Value) -> Result<TreeReport, Failure> {
+    let spec = TreeSpec::from_properties(properties)?;
+    let _one_at_a_time = RECONCILE.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(tree::apply(mount, &spec)?)
+}
+
+pub struct Handler {
+    mount: PathBuf,
+    sender: ResponseSender,
+    work: Work,
+}
+
+impl Handler {
+    pub fn new(mount: PathBuf, sender: ResponseSender) -> Self {
+        Self::with_work(mount, sender, reconcile)
+    }
+
+    pub fn with_work(mount: PathBuf, sender: ResponseSender, work: Work) -> Self {
+        Self {
+            mount,
+            sender,
+            work,
+        }
+    }
+
+    /// The mount from [`MOUNT_ENV`] and the default retry policy.
+    pub fn from_env() -> Result<Self, DeliveryError> {
+        let mount =
+            std::env::var_os(MOUNT_ENV).map_or_else(|| PathBuf::from(DEFAULT_MOUNT), PathBuf::from);
+        Ok(Self::new(
+            mount,
+            ResponseSender::new(RetryPolicy::default())?,
+        ))
+    }
+
+    /// Entry point for the Lambda runtime.
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<(), HandlerError> {
+        let remaining = event
+            .context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        self.handle(&event.payload, Instant::now() + remaining)
+            .await
+    }
+
+    /// Handles one event that must be answered before `deadline`.
+    pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<(), HandlerError> {
+        let request = Request::from_event(event);
+        let span = tracing::info_span!(
+            "invocation",
+            RequestType = %request.request_type,
+            RequestId = %request.request_id,
+            LogicalResourceId = %request.logical_resource_id,
+        );
+        self.respond(request, deadline).instrument(span).await
+    }
+
+    async fn respond(&self, request: Request, deadline: Instant) -> Result<(), HandlerError> {
+        let Some(url) = request.response_url.clone() else {
+            tracing::error!("event without ResponseURL; nothing to answer");
+            return Err(HandlerError::NoResponseUrl);
+        };
+        tracing::info!(response_url = %redacted(&url), "request received");
+
+        let outcome = match request.request_type.as_str() {
+            "Create" | "Update" => self.guarded_work(&request, deadline).await,
+            // The tree holds CE's data (MongoDB among it): it is always retained, and a
+            // Delete must succeed even with bad properties or no mount, or rollbacks stick.
+            "Delete" => Ok(None),
+            other => Err(Failure::UnknownRequestType(other.to_owned())),
+        };
+        let response = self.response(&request, outcome);
+        tracing::info!(status = ?response.status, reason = %response.reason,
+            physical_resource_id = %response.physical_resource_id, "sending response");
+        let body = response.to_body().map_err(DeliveryError::from)?;
+        let delivery_deadline = deadline.checked_sub(RETURN_MARGIN).unwrap_or(deadline);
+        self.sender.send(&url, body, delivery_deadline).await?;
+        Ok(())
+    }
+
+    /// Runs the work on the blocking pool until it ends or the guard fires.
+    async fn guarded_work(
+        &self,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Option<TreeReport>, Failure> {
+        let started = Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        let guard_at = deadline - RESPONSE_MARGIN.min(remaining / 2);
+        let (work, mount, properties) = (self.work, self.mount.clone(), request.properties.clone());
+        let task = tokio::task::spawn_blocking(move || work(&mount, &properties));
+        tokio::select! {
+            joined = task => match joined {
+                Ok(result) => result.map(Some),
+                Err(e) => Err(Failure::Panic(panic_message(e))),
+            },
+            () = tokio::time::sleep_until(guard_at) => {
+                tracing::error!(elapsed_ms = started.elapsed().as_millis() as u64,
+                    "deadline guard fired; the work is abandoned");
+                Err(Failure::TimedOut(started.elapsed()))
+            }
+        }
+    }
+
+    /// The one place where an outcome becomes a response.
+    fn response(
+        &self,
+        request: &Request,
+        outcome: Result<Option<TreeReport>, Failure>,
+    ) -> Response {
+        let (status, reason, data) = match outcome {
+            Ok(Some(report)) => (
+                Status::Success,
+                format!(
+                    "{}: {} directories created, {} files written under {}",
+                    request.request_type,
+                    report.directories_created,
+                    report.files_written,
+                    self.mount.display()
+                ),
+                HashMap::from([
+                    (
+                        "DirectoriesCreated".to_owned(),
+                        report.directories_created.to_string(),
+                    ),
+                    ("FilesWritten".to_owned(), report.files_written.to_string()),
+                    ("Root".to_owned(), self.mount.display().to_string()),
+                ]),
+            ),
+            Ok(None) => (
+                Status::Success,
+                "Delete: the directory tree is retained".to_owned(),
+                HashMap::new(),
+            ),
+            Err(failure) => {
+                tracing::error!(reason = %failure, "request failed");
+                (Status::Failed, failure.to_string(), HashMap::new())
+            }
+        };
+        Response {
+            status,
+            reason,
+            physical_resource_id: request.physical_resource_id(),
+            stack_id: request.stack_id.clone(),
+            request_id: request.request_id.clone(),
+            logical_resource_id: request.logical_resource_id.clone(),
+            data,
+        }
+    }
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(request_type: &str) -> Value {
+        json!({
+            "RequestType": request_type,
+            "RequestId": "r1",
+            "ResponseURL": "http://127.0.0.1:9/k?Signature=s",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ce/guid",
+            "LogicalResourceId": "EfsTree",
+            "PhysicalResourceId": "echoed-id",
+            "ResourceProperties": {"Directories": []}
+        })
+    }
+
+    #[test]
+    fn create_id_is_deterministic_and_per_resource() {
+        let a = Request::from_event(&event("Create")).physical_resource_id();
+        assert_eq!(
+            a,
+            Request::from_event(&event("Create")).physical_resource_id()
+        );
+        assert!(
+            a.starts_with("ce-efs-tree-") && a.len() == "ce-efs-tree-".len() + 16,
+            "{a}"
+        );
+        let mut other = event("Create");
+        other["LogicalResourceId"] = json!("OtherTree");
+        assert_ne!(a, Request::from_event(&other).physical_resource_id());
+        // Pinned: the id must not change between builds, or Updates would replace the resource.
+        assert_eq!(a, "ce-efs-tree-67071f99b27157ba");
+    }
+
+    #[test]
+    fn update_and_delete_echo_the_id_and_fall_back_when_missing() {
+        assert_eq!(
+            Request::from_event(&event("Update")).physical_resource_id(),
+            "echoed-id"
+        );
+        assert_eq!(
+            Request::from_event(&event("Delete")).physical_resource_id(),
+            "echoed-id"
+        );
+        let mut bare = event("Delete");
+        bare.as_object_mut().map(|o| o.remove("PhysicalResourceId"));
+        assert!(Request::from_event(&bare)
+            .physical_resource_id()
+            .starts_with("ce-efs-tree-"));
+    }
+
+    #[test]
+    fn malformed_event_is_read_leniently() {
+        let request = Request::from_event(&json!({"ResponseURL": "http://h/k", "RequestType": 7}));
+        assert_eq!(request.response_url.as_deref(), Some("http://h/k"));
+        assert_eq!(request.request_type, "");
+        assert_eq!(
+            Request::from_event(&json!("not an object")).response_url,
+            None
+        );
+    }
+}
