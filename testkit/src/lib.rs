@@ -8,6 +8,11 @@
 //! The pre-signers are written out by hand rather than taken from an SDK so that the
 //! tests exercise the exact URL shapes CloudFormation hands to the function: SigV2 query
 //! authentication (`AWSAccessKeyId`, `Expires`, `Signature`) and SigV4 (`X-Amz-*`).
+//!
+//! [`scripted`] is the other half: an endpoint that fails on purpose (5xx, hangs) and
+//! records requests as they arrived on the wire.
+
+pub mod scripted;
 
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
