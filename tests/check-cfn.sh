@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Checks cfn/ offline: cfn-lint (no error, no warning), checkov (no failed check; skips
+# only inline with a reason), the task definition rendered from the fixture stack validated
+# against botocore's ECS RegisterTaskDefinition model, and the consistency checks of
+# tests/check_cfn.py. Then proves each check can fail: cfn-lint and checkov on a broken
+# copy of the template, and check_cfn.py's self-test (one planted fault per check).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/tools.sh
+source "${ROOT}/scripts/lib/tools.sh"
+
+TEMPLATE="${ROOT}/cfn/CloudExchangeTemplate.yaml"
+FIXTURE="${ROOT}/tests/fixtures/stack-outputs.json"
+WORK_DIR=""
+RENDERED=""
+
+usage() {
+  cat <<'USAGE'
+Usage: tests/check-cfn.sh [--help]
+
+Lints, scans and cross-checks cfn/CloudExchangeTemplate.yaml and
+cfn/CloudExchangeTaskDefinition.json without AWS; exits non-zero if any check fails or if
+a check does not catch the fault planted for it.
+USAGE
+}
+
+cleanup() { [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"; }
+
+lint_template() { # TEMPLATE
+  cfn-lint --non-zero-exit-code warning -- "$1"
+}
+
+scan_template() { # DIRECTORY
+  checkov -d "$1" --framework cloudformation --compact --quiet --skip-download
+}
+
+cfn_lint() { lint_template "$TEMPLATE"; }
+
+checkov_scan() { scan_template "${ROOT}/cfn"; }
+
+render_task_definition() {
+  "${ROOT}/scripts/register-task-definition.sh" --dry-run --outputs-file "$FIXTURE" >"$RENDERED"
+}
+
+check_consistency() {
+  python "${ROOT}/tests/check_cfn.py" check --rendered "$RENDERED"
+}
+
+# A copy of the template with one lint fault (MemorySize below Lambda's minimum) and one
+# security fault (an unencrypted file system); both tools must reject it.
+broken_template_rejected() {
+  local dir="${WORK_DIR}/broken" out
+  mkdir -p "$dir"
+  python - "$TEMPLATE" "${dir}/CloudExchangeTemplate.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+for good, bad in (("MemorySize: 128", "MemorySize: 1"), ("Encrypted: true", "Encrypted: false")):
+    assert text.count(good) == 1, f"cannot plant the fault: {good!r} is not in the template once"
+    text = text.replace(good, bad)
+open(sys.argv[2], "w").write(text)
+PY
+  if out="$(lint_template "${dir}/CloudExchangeTemplate.yaml" 2>&1)" || [[ $out != *E3034* ]]; then
+    printf '%s\n' "$out" >&2
+    log "cfn-lint did not reject MemorySize: 1"
+    return 1
+  fi
+  if ! out="$(scan_template "$dir" 2>&1)" && [[ $out == *CKV_AWS_42* ]]; then
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  log "checkov did not report the unencrypted file system (CKV_AWS_42)"
+  return 1
+}
+
+self_test() {
+  python "${ROOT}/tests/check_cfn.py" self-test --rendered "$RENDERED"
+}
+
+main() {
+  case "${1:-}" in
+    "") ;;
+    -h | --help) usage; exit 0 ;;
+    *) printf 'unknown argument: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+  esac
+  activate_tools
+  WORK_DIR="$(mktemp -d)"
+  trap cleanup EXIT
+  RENDERED="${WORK_DIR}/task-definition.json"
+
+  local step failed=()
+  for step in cfn_lint checkov_scan render_task_definition check_consistency \
+    broken_template_rejected self_test; do
+    log "check-cfn: ${step}"
+    if ! "$step"; then
+      failed+=("$step")
+      # Everything after rendering needs the rendered file.
+      [[ $step != render_task_definition ]] || break
+    fi
+  done
+  if [[ ${#failed[@]} -gt 0 ]]; then
+    log "check-cfn FAILED: ${failed[*]}"
+    exit 1
+  fi
+  log "check-cfn: all checks passed"
+}
+
+main "$@"
