@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# Runs Cloud Exchange as an ECS service: creates the cluster if it does not exist, then
+# creates or updates the service with the reference deployment's settings on the latest
+# registered task definition, waits until the service is stable (or says why not) and
+# prints the task's private IP and the UI's URL.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/aws.sh
+source "${ROOT}/scripts/lib/aws.sh"
+
+POLL_SECONDS="${CREATE_SERVICE_POLL_SECONDS:-10}"
+# CE's UI listens on 3000 and serves HTTPS (its certificate lives on the ssl_certs volume).
+UI_PORT=3000
+
+STACK_NAME=""
+CLUSTER=""
+SERVICE="cloud-exchange"
+REGION_ARG=""
+PROFILE_ARG=""
+WAIT=true
+DRY_RUN=false
+TIMEOUT_MINUTES=20
+WORK_DIR=""
+FAMILY=""
+NETWORK=""
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/create-service.sh --stack-name NAME [options]
+
+Creates the ECS cluster if it does not exist, then creates (or updates) the service on the
+latest ACTIVE revision of the stack's task definition family: FARGATE, platform LATEST,
+REPLICA, 1 task, minimum healthy 100 %, maximum 200 %, deployment circuit breaker off,
+the stack's two private subnets and task security group, no public IP, no ECS Exec.
+Waits until the service is stable, then prints the task's private IP and the UI's URL.
+
+Options:
+  --stack-name NAME    stack deployed by scripts/deploy.sh (required)
+  --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output)
+  --service NAME       ECS service (default: cloud-exchange)
+  --no-wait            return once the service is created or updated
+  --dry-run            print the CreateService (or UpdateService) input on stdout and
+                       change nothing (the stack and the task definition are still read)
+  --timeout MINUTES    how long to wait for a stable service (default: 20)
+  --region REGION      AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, aws configure)
+  --profile PROFILE    AWS CLI profile
+  -h, --help           this text
+
+Run scripts/register-task-definition.sh --stack-name NAME first.
+USAGE
+}
+
+usage_error() {
+  printf 'error: %s\n\n' "$1" >&2
+  usage >&2
+  exit 2
+}
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --no-wait) WAIT=false; shift ;;
+      --dry-run) DRY_RUN=true; shift ;;
+      --stack-name | --cluster | --service | --region | --profile | --timeout)
+        [[ $# -ge 2 && -n $2 ]] || usage_error "$1 needs a value"
+        case "$1" in
+          --stack-name) STACK_NAME="$2" ;;
+          --cluster) CLUSTER="$2" ;;
+          --service) SERVICE="$2" ;;
+          --region) REGION_ARG="$2" ;;
+          --profile) PROFILE_ARG="$2" ;;
+          --timeout) TIMEOUT_MINUTES="$2" ;;
+        esac
+        shift 2
+        ;;
+      *) usage_error "unknown option: $1" ;;
+    esac
+  done
+  [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
+  [[ $SERVICE =~ ^[A-Za-z][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--service is not a valid service name: $SERVICE"
+  [[ -z $CLUSTER || $CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$ ]] ||
+    usage_error "--cluster is not a valid cluster name: $CLUSTER"
+  [[ $TIMEOUT_MINUTES =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout needs a number of minutes: $TIMEOUT_MINUTES"
+}
+
+# Sets the network and task definition settings from the stack's outputs.
+read_stack() {
+  local stack status name
+  stack="$(stack_describe "$STACK_NAME")"
+  [[ -n $stack ]] ||
+    die "stack ${STACK_NAME} does not exist in ${REGION}: run scripts/deploy.sh --stack-name ${STACK_NAME} ... first"
+  status="$(jq -r .StackStatus <<<"$stack")"
+  case "$status" in
+    CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE) ;;
+    *) die "stack ${STACK_NAME} is ${status}: its outputs cannot be trusted; run scripts/deploy.sh again" ;;
+  esac
+  for name in DefaultClusterName TaskDefinitionFamily PrivateSubnet1Id PrivateSubnet2Id TaskSecurityGroupId; do
+    [[ -n $(stack_output "$stack" "$name") ]] ||
+      die "stack ${STACK_NAME} has no output ${name}: is it a Cloud Exchange stack deployed by scripts/deploy.sh?"
+  done
+  [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
+  FAMILY="$(stack_output "$stack" TaskDefinitionFamily)"
+  NETWORK="$(jq -c '(.Outputs | map({(.OutputKey): .OutputValue}) | add) as $o | {awsvpcConfiguration: {
+      subnets: [$o.PrivateSubnet1Id, $o.PrivateSubnet2Id],
+      securityGroups: [$o.TaskSecurityGroupId],
+      assignPublicIp: "DISABLED"}}' <<<"$stack")"
+}
+
+ensure_cluster() {
+  local status
+  status="$(aws_cli ecs describe-clusters --clusters "$CLUSTER" --output json |
+    jq -r '.clusters[0].status // "MISSING"')"
+  if [[ $status == ACTIVE ]]; then
+    log "cluster ${CLUSTER} exists"
+    return 0
+  fi
+  log "creating cluster ${CLUSTER}"
+  aws_cli ecs create-cluster --cluster-name "$CLUSTER" >/dev/null
+}
+
+# describe-task-definition on a family answers with its latest ACTIVE revision.
+latest_task_definition() {
+  local arn
+  arn="$(aws_cli ecs describe-task-definition --task-definition "$FAMILY" \
+    --query taskDefinition.taskDefinitionArn --output text 2>/dev/null)" ||
+    die "no ACTIVE task definition in family ${FAMILY}: run scripts/register-task-definition.sh --stack-name ${STACK_NAME}$(aws_args_text) first"
+  printf '%s\n' "$arn"
+}
+
+# The reference deployment's settings; a rolling update keeps the old task until the new
+# one is healthy (100 %/200 %), and the circuit breaker stays off as in the reference.
+service_input() { # create|update TASK_DEFINITION_ARN
+  jq -n --arg mode "$1" --arg cluster "$CLUSTER" --arg service "$SERVICE" --arg td "$2" \
+    --argjson network "$NETWORK" '
+    {cluster: $cluster, taskDefinition: $td, desiredCount: 1, platformVersion: "LATEST",
+     deploymentConfiguration: {minimumHealthyPercent: 100, maximumPercent: 200,
+       deploymentCircuitBreaker: {enable: false, rollback: false}},
+     networkConfiguration: $network, enableExecuteCommand: false}
+    + if $mode == "create"
+      then {serviceName: $service, launchType: "FARGATE", schedulingStrategy: "REPLICA"}
+      else {service: $service} end'
+}
+
+# Prints the service's status: ACTIVE, DRAINING, INACTIVE or MISSING (also when the
+# cluster does not exist yet).
+service_status() {
+  aws_cli ecs describe-services --cluster "$CLUSTER" --services "$SERVICE" --output json 2>/dev/null |
+    jq -r '.services[0].status // "MISSING"' || printf 'MISSING\n'
+}
+
+create_or_update_service() { # TASK_DEFINITION_ARN
+  case "$(service_status)" in
+    ACTIVE)
+      log "updating service ${SERVICE} to ${1##*/}"
+      aws_cli ecs update-service --cli-input-json "$(service_input update "$1")" >/dev/null
+      ;;
+    DRAINING)
+      die "service ${SERVICE} is being deleted (DRAINING); run this script again once it is gone"
+      ;;
+    *)
+      log "creating service ${SERVICE} on ${1##*/}"
+      aws_cli ecs create-service --cli-input-json "$(service_input create "$1")" >/dev/null
+      ;;
+  esac
+}
+
+describe_service() {
+  aws_cli ecs describe-services --cluster "$CLUSTER" --services "$SERVICE" --output json |
+    jq -c '.services[0]'
+}
+
+# Stable as `aws ecs wait services-stable` defines it (one deployment, running = desired),
+# polled here so the service's own events print as they come and the wait is bounded.
+wait_until_stable() {
+  local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) service seen="${WORK_DIR}/seen-events" line
+  touch "$seen"
+  # Events from before this run are history, not progress.
+  describe_service | jq -r '.events[]?.id' >"$seen"
+  log "waiting for service ${SERVICE} to be stable (up to ${TIMEOUT_MINUTES} minutes)"
+  while true; do
+    service="$(describe_service)"
+    jq -r '.events // [] | reverse | .[] | "\(.id)\t\(.createdAt)\t\(.message)"' <<<"$service" |
+      while IFS=$'\t' read -r id at message; do
+        grep -qxF -- "$id" "$seen" && continue
+        printf '%s\n' "$id" >>"$seen"
+        printf '%s  %s\n' "${at:11:8}" "$message"
+      done
+    line="$(jq -r '"running \(.runningCount)/\(.desiredCount), pending \(.pendingCount), deployments \(.deployments | length)"' <<<"$service")"
+    if jq -e '(.deployments | length) == 1 and .runningCount == .desiredCount' <<<"$service" >/dev/null; then
+      log "service ${SERVICE} is stable: ${line}"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      explain_not_stable "$line"
+      return 1
+    fi
+    sleep "$POLL_SECONDS"
+  done
+}
+
+explain_not_stable() { # PROGRESS_LINE
+  local stopped
+  printf 'error: service %s is not stable after %s minutes (%s).\n' "$SERVICE" "$TIMEOUT_MINUTES" "$1" >&2
+  printf 'Recent service events:\n' >&2
+  describe_service | jq -r 'if (.events // []) == [] then "  (none)"
+    else .events[:5][] | "  \(.createdAt[0:19])  \(.message)" end' >&2
+  stopped="$(aws_cli ecs list-tasks --cluster "$CLUSTER" --service-name "$SERVICE" \
+    --desired-status STOPPED --query 'taskArns[:5]' --output json | jq -r '.[]')"
+  if [[ -n $stopped ]]; then
+    printf 'Recently stopped tasks:\n' >&2
+    # shellcheck disable=SC2086 # one argument per task ARN
+    aws_cli ecs describe-tasks --cluster "$CLUSTER" --tasks $stopped --output json | jq -r '.tasks[] |
+      "  \(.taskArn | split("/") | last): \(.stoppedReason // "no reason given")",
+      (.containers[] | select(.reason != null or (.exitCode // 0) != 0)
+        | "    \(.name): \(.reason // "exit code \(.exitCode)")")' >&2
+  fi
+  printf 'The service keeps trying; follow it with:\n  aws ecs describe-services --cluster %s --services %s%s\n' \
+    "$CLUSTER" "$SERVICE" "$(aws_args_text)" >&2
+}
+
+# The running task's private IP, or "unknown" with the reason (no task yet, or no network
+# interface details, as on an emulator).
+task_private_ip() {
+  local task ip
+  task="$(aws_cli ecs list-tasks --cluster "$CLUSTER" --service-name "$SERVICE" \
+    --desired-status RUNNING --query 'taskArns[0]' --output text)"
+  if [[ -z $task || $task == None ]]; then
+    printf 'unknown (the service has no running task yet)\n'
+    return 0
+  fi
+  ip="$(aws_cli ecs describe-tasks --cluster "$CLUSTER" --tasks "$task" --output json | jq -r '
+    [.tasks[0].attachments[]? | select(.type == "ElasticNetworkInterface") | .details[]
+      | select(.name == "privateIPv4Address") | .value][0] // empty')"
+  if [[ -z $ip ]]; then
+    printf 'unknown (task %s has no network interface details yet)\n' "${task##*/}"
+    return 0
+  fi
+  printf '%s\n' "$ip"
+}
+
+print_result() { # TASK_DEFINITION_ARN
+  local ip
+  ip="$(task_private_ip)"
+  printf '\nService   %s (cluster %s)\n' "$SERVICE" "$CLUSTER"
+  printf 'Task def  %s\n' "$1"
+  printf 'Task IP   %s\n' "$ip"
+  if [[ $ip == unknown* ]]; then
+    printf 'UI        https://<task private IP>:%s (once the task runs)\n' "$UI_PORT"
+  else
+    printf 'UI        https://%s:%s (from a network the UiIngressCidr admits)\n' "$ip" "$UI_PORT"
+  fi
+}
+
+main() {
+  parse_args "$@"
+  require_command aws "install the AWS CLI (https://aws.amazon.com/cli/)"
+  require_command jq "install jq (apt-get install jq, brew install jq)"
+  aws_setup "$REGION_ARG" "$PROFILE_ARG"
+  WORK_DIR="$(mktemp -d)"
+  trap 'rm -rf "$WORK_DIR"' EXIT
+  local task_definition
+  read_stack
+  if $DRY_RUN; then
+    task_definition="$(latest_task_definition)"
+    if [[ $(service_status) == ACTIVE ]]; then
+      service_input update "$task_definition"
+    else
+      service_input create "$task_definition"
+    fi
+    return 0
+  fi
+  ensure_cluster
+  task_definition="$(latest_task_definition)"
+  create_or_update_service "$task_definition"
+  if $WAIT; then
+    wait_until_stable || exit 1
+  else
+    printf 'Not waiting (--no-wait); follow the service with:\n  aws ecs describe-services --cluster %s --services %s%s\n' \
+      "$CLUSTER" "$SERVICE" "$(aws_args_text)"
+  fi
+  print_result "$task_definition"
+}
+
+main "$@"
