@@ -1,0 +1,151 @@
+#!/usr/bin/env bats
+# scripts/register-task-definition.sh: options, refusals and rendering, against the fixture
+# stacks in tests/fixtures and a moto server on 127.0.0.1 (AWS_ENDPOINT_URL, dummy
+# credentials; no real AWS is ever called).
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
+  # shellcheck source=scripts/lib/tools.sh
+  source "${ROOT}/scripts/lib/tools.sh"
+  activate_tools
+  local port
+  port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  moto_server -H 127.0.0.1 -p "$port" >"${BATS_FILE_TMPDIR}/moto.log" 2>&1 &
+  echo $! >"${BATS_FILE_TMPDIR}/moto.pid"
+  export PATH ROOT AWS_ENDPOINT_URL="http://127.0.0.1:${port}"
+  local tries=0
+  until curl -fs -o /dev/null "${AWS_ENDPOINT_URL}/moto-api/"; do
+    tries=$((tries + 1))
+    [[ $tries -lt 100 ]] || { cat "${BATS_FILE_TMPDIR}/moto.log" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+teardown_file() {
+  kill "$(cat "${BATS_FILE_TMPDIR}/moto.pid")" 2>/dev/null || true
+}
+
+setup() {
+  SCRIPT="${ROOT}/scripts/register-task-definition.sh"
+  FIXTURES="${ROOT}/tests/fixtures"
+  # Only the moto server: no profile, no config, dummy credentials.
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+  export AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1
+  export AWS_CONFIG_FILE="${BATS_TEST_TMPDIR}/none" AWS_SHARED_CREDENTIALS_FILE="${BATS_TEST_TMPDIR}/none"
+  unset AWS_PROFILE
+}
+
+# A moto stack whose outputs are the fixture's; prints nothing.
+create_fixture_stack() { # NAME
+  jq '{Resources: {Handle: {Type: "AWS::CloudFormation::WaitConditionHandle"}},
+       Outputs: (.Stacks[0].Outputs | map({key: .OutputKey, value: {Value: .OutputValue}}) | from_entries)}' \
+    "${FIXTURES}/stack-outputs.json" >"${BATS_TEST_TMPDIR}/template.json"
+  aws cloudformation create-stack --stack-name "$1" \
+    --template-body "file://${BATS_TEST_TMPDIR}/template.json" >/dev/null
+}
+
+@test "--help prints the usage and every documented variable" {
+  run --separate-stderr "$SCRIPT" --help
+  [ "$status" -eq 0 ]
+  [[ $output == *"Usage: scripts/register-task-definition.sh --stack-name NAME"* ]]
+  for name in Region Cpu Memory ImageCore ImageUi ImageMongodb ImageRabbitmq; do
+    [[ $output == *"$name"* ]]
+  done
+}
+
+@test "an unknown option is refused with the usage" {
+  run --separate-stderr "$SCRIPT" --stack-name x --bogus
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"unknown argument: --bogus"* ]]
+  [[ $stderr == *"Usage:"* ]]
+  [ -z "$output" ]
+}
+
+@test "no stack, a missing option value or a bad size is refused with the usage" {
+  run --separate-stderr "$SCRIPT" --dry-run
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--stack-name or --outputs-file is required"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--stack-name needs a value"* ]]
+  run --separate-stderr "$SCRIPT" --outputs-file "${FIXTURES}/stack-outputs.json" --size huge
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--size must be small, medium or large"* ]]
+  run --separate-stderr "$SCRIPT" --outputs-file "${FIXTURES}/stack-outputs.json" --image-core "a b"
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"not an image URI"* ]]
+}
+
+@test "a missing stack gets a clear error" {
+  run --separate-stderr "$SCRIPT" --stack-name no-such-stack
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"error: stack no-such-stack does not exist in eu-west-1"* ]]
+  [ -z "$output" ]
+}
+
+@test "a stack in ROLLBACK_COMPLETE is refused" {
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs-rollback-complete.json"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"is ROLLBACK_COMPLETE: its creation failed"* ]]
+  [ -z "$output" ]
+}
+
+@test "a stack still in progress is refused; UPDATE_ROLLBACK_COMPLETE is usable" {
+  jq '.Stacks[0].StackStatus = "UPDATE_IN_PROGRESS"' "${FIXTURES}/stack-outputs.json" >"${BATS_TEST_TMPDIR}/busy.json"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/busy.json"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"is UPDATE_IN_PROGRESS; wait until"* ]]
+  jq '.Stacks[0].StackStatus = "UPDATE_ROLLBACK_COMPLETE"' "${FIXTURES}/stack-outputs.json" >"${BATS_TEST_TMPDIR}/rolled.json"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/rolled.json"
+  [ "$status" -eq 0 ]
+}
+
+@test "an outputs file for another stack is refused" {
+  run --separate-stderr "$SCRIPT" --dry-run --stack-name other --outputs-file "${FIXTURES}/stack-outputs.json"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"describes stack ce-test, not other"* ]]
+}
+
+@test "--dry-run renders every placeholder from the outputs and the options" {
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json"
+  [ "$status" -eq 0 ]
+  [[ $output != *'${'* ]]
+  jq -e '.family == "ce-cloud-exchange" and .cpu == "4096" and .memory == "8192"
+         and (.containerDefinitions[0].logConfiguration.options["awslogs-region"] == "eu-west-1")
+         and (.volumes[0].efsVolumeConfiguration.fileSystemId == "fs-0123456789abcdef0")
+         and ([.containerDefinitions[].secrets[]?.valueFrom | startswith("arn:aws:secretsmanager:eu-west-1:")] | all)' \
+    <<<"$output"
+
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json" \
+    --size small --image-core registry.example/core:1
+  [ "$status" -eq 0 ]
+  jq -e '.cpu == "2048" and .memory == "4096"
+         and (.containerDefinitions[] | select(.name == "core") | .image) == "registry.example/core:1"' <<<"$output"
+}
+
+@test "a placeholder without a value is refused and named" {
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs-missing-output.json"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *'placeholders without a value: ${JwtSecretArn}'* ]]
+  [ -z "$output" ]
+}
+
+@test "reading the stack from AWS renders the same as the outputs file" {
+  create_fixture_stack ce-test
+  run --separate-stderr "$SCRIPT" --dry-run --stack-name ce-test
+  [ "$status" -eq 0 ]
+  diff <(printf '%s\n' "$output") <("$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json" 2>/dev/null)
+}
+
+@test "registering prints only the new revision's ARN" {
+  create_fixture_stack ce-register
+  run --separate-stderr "$SCRIPT" --stack-name ce-register --size large
+  [ "$status" -eq 0 ]
+  [[ $output =~ ^arn:aws:ecs:eu-west-1:[0-9]{12}:task-definition/ce-cloud-exchange:[0-9]+$ ]]
+  run aws ecs describe-task-definition --task-definition "$output" \
+    --query 'taskDefinition.[cpu, memory, containerDefinitions[?name==`core`].secrets[0].name | [0]]' --output text
+  [ "$status" -eq 0 ]
+  [ "$output" = "$(printf '8192\t16384\tMONGO_CONNECTION_STRING')" ]
+}
