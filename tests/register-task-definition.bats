@@ -3,6 +3,8 @@
 # stacks in tests/fixtures and a moto server on 127.0.0.1 (AWS_ENDPOINT_URL, dummy
 # credentials; no real AWS is ever called).
 
+# status, output and stderr are set by bats' run; literal ${...} in single quotes is meant.
+# shellcheck disable=SC2154,SC2016
 bats_require_minimum_version 1.5.0
 
 setup_file() {
