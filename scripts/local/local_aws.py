@@ -581,6 +581,11 @@ def _create_resource_with_events(logical_id: str, resource_json: dict[str, Any],
         if not isinstance(resource, CustomResource):
             _add_event(stack, logical_id, resource_type, physical_id, "CREATE_IN_PROGRESS")
         _add_event(stack, logical_id, resource_type, physical_id, "CREATE_COMPLETE")
+    elif parsing.resource_class_from_type(resource_type) is None and not (
+            "Condition" in resource_json and not resources_map.lazy_condition_map[resource_json["Condition"]]):
+        # moto skips types it does not model (e.g. AWS::IAM::RolePolicy); say so in the events.
+        _add_event(stack, logical_id, resource_type, None, "CREATE_COMPLETE",
+                   f"not emulated: moto {MOTO_VERSION} has no model for {resource_type}")
     return resource
 
 
@@ -592,20 +597,22 @@ _update_resource = parsing.parse_and_update_resource
 def _update_resource_with_events(logical_id: str, resource_json: dict[str, Any], resources_map: Any,
                                  account_id: str, region_name: str) -> Any:
     stack = _stack(account_id, region_name, resources_map.stack_id)
-    if not resource_json["Type"].startswith("Custom::"):  # a custom resource records its own
-        _add_event(stack, logical_id, resource_json["Type"],
-                   getattr(resources_map[logical_id], "physical_resource_id", None), "UPDATE_IN_PROGRESS")
+    resource_type = resource_json["Type"]
+    original = resources_map._parsed_resources.get(logical_id)
+    physical_id = getattr(original, "physical_resource_id", None)
+    if not resource_type.startswith("Custom::"):  # a custom resource records its own
+        _add_event(stack, logical_id, resource_type, physical_id, "UPDATE_IN_PROGRESS")
     try:
         resource = _update_resource(logical_id, resource_json, resources_map, account_id, region_name)
     except ResourceFailed as failure:
-        _add_event(stack, logical_id, resource_json["Type"], resources_map[logical_id].physical_resource_id,
-                   "UPDATE_FAILED", failure.reason)
+        _add_event(stack, logical_id, resource_type, physical_id, "UPDATE_FAILED", failure.reason)
         raise
+    reason = None
     if resource is None:
-        # Gap: moto drops a resource whose model cannot be updated; keep the original.
-        return resources_map._parsed_resources[logical_id]
-    _add_event(stack, logical_id, resource_json["Type"], getattr(resource, "physical_resource_id", None),
-               "UPDATE_COMPLETE")
+        # Gap: moto replaces a resource whose model cannot be updated by None; keep the original.
+        resource, reason = original, f"not emulated: moto {MOTO_VERSION} cannot update {resource_type}"
+    _add_event(stack, logical_id, resource_type, getattr(resource, "physical_resource_id", None),
+               "UPDATE_COMPLETE", reason)
     return resource
 
 

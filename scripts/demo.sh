@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The whole flow with no AWS account: a local AWS (moto with the project's patches) on
+# 127.0.0.1, a VPC with two subnets, then the same three scripts as on AWS — deploy.sh,
+# register-task-definition.sh, create-service.sh — pointed at it with AWS_ENDPOINT_URL.
+# The custom resource is answered by the real Lambda binary, built for this machine,
+# working on a temporary folder that stands in for EFS. Prints the tree it built, the
+# stack's outputs and the registered task definition's ARN; stops everything it started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/tools.sh
+source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=scripts/local/local-aws.sh
+source "${ROOT}/scripts/local/local-aws.sh"
+
+STACK_NAME="ce-demo"
+PORT=""
+KEEP=false
+WORK_DIR=""
+EFS_DIR=""
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/demo.sh [--keep] [--port N] [--help]
+
+Runs deploy.sh, register-task-definition.sh and create-service.sh against a local AWS
+emulator on 127.0.0.1 (no AWS account, nothing leaves this machine). Installs what it needs
+on first run (scripts/lib/tools.sh), builds the Lambda for this machine, and prints the
+directory tree the custom resource built, the stack's outputs and the task definition's ARN.
+Must run as root: the Lambda gives the tree to uid 1001, as on EFS.
+
+  --keep      leave the local AWS running afterwards (until Ctrl-C) to look around with
+              the aws CLI; the commands to point it there are printed
+  --port N    port of the local AWS on 127.0.0.1 (default: a free one)
+  -h, --help  this text
+USAGE
+}
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --keep) KEEP=true; shift ;;
+      --port)
+        [[ $# -ge 2 && $2 =~ ^[1-9][0-9]{0,4}$ && $2 -le 65535 ]] ||
+          { printf 'error: --port needs a port number\n\n' >&2; usage >&2; exit 2; }
+        PORT="$2"
+        shift 2
+        ;;
+      *) printf 'error: unknown option: %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+    esac
+  done
+}
+
+require_root() {
+  [[ $(id -u) -eq 0 ]] && return 0
+  die "run this as root (sudo scripts/demo.sh): the Lambda sets the tree's owners to uid 1001
+and only root may chown; on EFS it runs as root through its own access point"
+}
+
+cleanup() {
+  local_aws_stop
+  [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"
+}
+
+start_local_aws() {
+  WORK_DIR="$(mktemp -d)"
+  EFS_DIR="${WORK_DIR}/efs"
+  mkdir "$EFS_DIR"
+  [[ -n $PORT ]] || PORT="$(local_aws_free_port)"
+  log "starting the local AWS on 127.0.0.1:${PORT} (EFS stands in at ${EFS_DIR})"
+  local_aws_start "$PORT" "$EFS_DIR" "${WORK_DIR}/local-aws.log"
+}
+
+deploy() { # LAMBDA_ZIP
+  local network
+  network="$(local_aws_network)"
+  log "created ${network% *} with subnets ${network#* }"
+  DEPLOY_POLL_SECONDS=1 "${ROOT}/scripts/deploy.sh" --stack-name "$STACK_NAME" \
+    --vpc-id "${network% *}" --subnets "${network#* }" --ui-cidr 10.42.0.0/16 --lambda-zip "$1"
+}
+
+print_tree() {
+  printf '\nThe tree the custom resource built (mode owner:group path) in the folder standing in for EFS:\n'
+  (cd "$EFS_DIR" && find . -mindepth 1 -printf '  %#m %U:%G %P\n' | sort -k3)
+  printf '\ndata/rabbitmq/custom.conf:\n'
+  sed 's/^/  /' "${EFS_DIR}/data/rabbitmq/custom.conf"
+}
+
+print_outputs() {
+  printf '\nStack outputs:\n'
+  aws cloudformation describe-stacks --stack-name "$STACK_NAME" --output text \
+    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' | sort | sed 's/^/  /'
+}
+
+keep_running() {
+  printf '\nThe local AWS keeps running until Ctrl-C. In another shell:\n'
+  printf '  export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1\n' \
+    "$AWS_ENDPOINT_URL"
+  printf '  aws cloudformation describe-stack-events --stack-name %s\n' "$STACK_NAME"
+  trap 'exit 0' INT TERM
+  wait "$LOCAL_AWS_PID" || true
+}
+
+main() {
+  parse_args "$@"
+  require_root
+  cd "$ROOT"
+  activate_tools
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  local zip arn
+  zip="$(local_aws_build_lambda "$ROOT")"
+  start_local_aws
+  deploy "$zip"
+  arn="$("${ROOT}/scripts/register-task-definition.sh" --stack-name "$STACK_NAME")"
+  CREATE_SERVICE_POLL_SECONDS=1 "${ROOT}/scripts/create-service.sh" --stack-name "$STACK_NAME"
+  print_tree
+  print_outputs
+  printf '\nRegistered task definition:\n%s\n' "$arn"
+  [[ $KEEP == false ]] || keep_running
+}
+
+main "$@"
