@@ -58,7 +58,8 @@ Required:
   --ui-cidr CIDR           IPv4 CIDR allowed to reach the UI on port 3000 (no default)
 
 Options:
-  --env-name NAME          environment name in every resource name (default: the stack name)
+  --env-name NAME          environment name in every resource name: 1-16 lowercase letters,
+                           digits and inner hyphens (default: the stack name, if it is one)
   --route-tables R1,R2     route tables of the subnets: creates an S3 gateway endpoint so the
                            Lambda can answer CloudFormation without a NAT gateway
   --log-retention DAYS     CloudWatch Logs retention (default: the template's)
@@ -131,7 +132,14 @@ validate_args() {
     usage_error "--log-retention needs a number of days: $LOG_RETENTION"
   [[ $TIMEOUT_MINUTES =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout needs a number of minutes: $TIMEOUT_MINUTES"
   [[ -z $LAMBDA_ZIP_ARG || -f $LAMBDA_ZIP_ARG ]] || usage_error "--lambda-zip: no such file: $LAMBDA_ZIP_ARG"
-  [[ -n $ENV_NAME ]] || ENV_NAME="$STACK_NAME"
+  # The template's EnvironmentName pattern, checked here so a bad name costs no build.
+  if [[ -z $ENV_NAME ]]; then
+    [[ $STACK_NAME =~ ^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$ ]] ||
+      usage_error "the stack name is not a valid environment name: pass --env-name (1-16 lowercase letters, digits, inner hyphens)"
+    ENV_NAME="$STACK_NAME"
+  fi
+  [[ $ENV_NAME =~ ^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$ ]] ||
+    usage_error "--env-name needs 1-16 lowercase letters, digits and inner hyphens, starting with a letter: $ENV_NAME"
   if [[ $UI_CIDR == */0 ]]; then
     warn "--ui-cidr ${UI_CIDR} opens the UI to the whole internet"
   fi
@@ -226,6 +234,11 @@ ensure_artifacts_bucket() {
     BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
   aws_cli s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":true}]}'
+  # An endpoint reached over plain HTTP (a local emulator) is exactly what the policy refuses.
+  if [[ ${AWS_ENDPOINT_URL_S3:-${AWS_ENDPOINT_URL:-https://}} == http://* ]]; then
+    warn "the S3 endpoint is plain HTTP: the bucket gets no TLS-only policy, which would refuse this script"
+    return 0
+  fi
   aws_cli s3api put-bucket-policy --bucket "$BUCKET" --policy "$(jq -cn \
     --arg bucket "arn:${PARTITION}:s3:::${BUCKET}" '{
       Version: "2012-10-17",
@@ -268,8 +281,8 @@ write_parameters() {
   ' >"${WORK_DIR}/parameters.json"
 }
 
-# Starts create-stack or update-stack and sets STACK_ID; returns 1 when there is nothing to
-# update. Events older than this operation are marked as seen so only new ones print.
+# Starts create-stack or update-stack and sets STACK_ID, left empty when there is nothing
+# to update. Events older than this operation are marked as seen so only new ones print.
 start_operation() { # CURRENT_STATUS
   local args err="${WORK_DIR}/operation.err"
   args=(--stack-name "$STACK_NAME" --template-url "$TEMPLATE_URL"
@@ -288,7 +301,8 @@ start_operation() { # CURRENT_STATUS
   fi
   if grep -q 'No updates are to be performed' "$err"; then
     log "no changes: stack ${STACK_NAME} is already up to date, nothing was done"
-    return 1
+    STACK_ID=""
+    return 0
   fi
   cat "$err" >&2
   die "update-stack was refused"
@@ -315,13 +329,15 @@ print_events() {
     + (if (.ResourceStatusReason // "") == "" then "" else "  \(.ResourceStatusReason)" end)'
 }
 
-# Polls until the stack settles, printing each new event like `rain` does. The custom
-# resource's Lambda log is read as soon as it fails, before a rollback deletes its log group.
+# Polls until the stack settles, printing each new event like `rain` does, and exits
+# non-zero unless it completed. The custom resource's Lambda log is read as soon as it
+# fails, before a rollback deletes its log group.
 wait_for_stack() {
-  local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) status events
+  local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) stack status events
   while true; do
     # Status first, events second: the events of a settled stack are then all printed.
-    status="$(jq -r .StackStatus <<<"$(stack_describe "$STACK_ID")")"
+    stack="$(stack_describe "$STACK_ID")"
+    status="$(jq -r '.StackStatus // "GONE"' <<<"${stack:-null}")"
     events="$(new_events)"
     if [[ -n $events ]]; then
       printf '%s\n' "$events" >>"${WORK_DIR}/events.jsonl"
@@ -337,7 +353,7 @@ wait_for_stack() {
       *_IN_PROGRESS) ;;
       *)
         report_failure "$status"
-        return 1
+        exit 1
         ;;
     esac
     if ((SECONDS >= deadline)); then
@@ -345,7 +361,7 @@ wait_for_stack() {
         "$STACK_NAME" "$status" "$TIMEOUT_MINUTES" >&2
       printf 'Follow it with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
         "$STACK_NAME" "$(aws_args_text)" >&2
-      return 1
+      exit 1
     fi
     sleep "$POLL_SECONDS"
   done
@@ -359,7 +375,7 @@ lambda_log_group() {
   if [[ -z $group ]]; then
     group="$(aws_cli cloudformation describe-stack-resources --stack-name "$STACK_ID" --output json |
       jq -r '[.StackResources[] | select(.ResourceType == "AWS::Lambda::Function")
-        | "/aws/lambda/\(.PhysicalResourceId)"][0] // empty')"
+        | "/aws/lambda/\(.PhysicalResourceId)"][0] // empty' || true)"
   fi
   printf '%s\n' "$group"
 }
@@ -388,9 +404,10 @@ report_failure() { # STATUS
   if [[ -s ${WORK_DIR}/lambda.log ]]; then
     cat "${WORK_DIR}/lambda.log" >&2
   fi
-  if grep -qiE 'did not receive a response|timed out|timeout' <<<"$reasons"; then
-    printf '%s\n' "The custom resource's Lambda never answered: it runs in the private subnets and needs" \
-      "a NAT gateway or an S3 gateway endpoint (pass --route-tables) to reach CloudFormation." >&2
+  if grep -qiE 'did not receive a response|no response|timed out' <<<"$reasons"; then
+    printf '%s\n' "The custom resource got no answer. Unless the Lambda's log shows an error, the Lambda" \
+      "could not reach CloudFormation's response URL from the private subnets: give them a NAT" \
+      "gateway, or pass --route-tables to add an S3 gateway endpoint." >&2
   fi
   case "$1" in
     ROLLBACK_COMPLETE)
@@ -426,8 +443,9 @@ main() {
   ensure_artifacts_bucket
   package_template
   write_parameters
-  if start_operation "$status"; then
-    wait_for_stack || exit 1
+  start_operation "$status"
+  if [[ -n $STACK_ID ]]; then
+    wait_for_stack
   fi
   print_outputs
 }
