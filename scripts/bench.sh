@@ -11,18 +11,21 @@ source "${ROOT}/scripts/lib/tools.sh"
 
 RUNS=20
 SIZES="10,100,1000"
+TREE_DIR="${TMPDIR:-/tmp}"
 
 usage() {
   cat <<USAGE
-Usage: scripts/bench.sh [--runs N] [--sizes LIST] [--help]
+Usage: scripts/bench.sh [--runs N] [--sizes LIST] [--tree-dir DIR] [--help]
 
 Builds the release bootstrap for this host, then times N cold runs per contestant of a
 CloudFormation Create for the template's CE tree, and the same for generated trees of
 each size in LIST. Prints medians (min–max) of init, time-to-signal, peak RSS, the
 package sizes and the ratios Python / Rust.
-  --runs N      cold runs per contestant and tree (default ${RUNS})
-  --sizes LIST  comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
-  --help        this text
+  --runs N        cold runs per contestant and tree (default ${RUNS})
+  --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
+  --tree-dir DIR  where each run's fresh mount directory is made (default ${TREE_DIR});
+                  a tmpfs such as /dev/shm takes the disk's flush latency out of the numbers
+  --help          this text
 USAGE
 }
 
@@ -31,11 +34,13 @@ parse_args() {
     case "$1" in
       --runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; RUNS="$2"; shift 2 ;;
       --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SIZES="$2"; shift 2 ;;
+      --tree-dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; TREE_DIR="$2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
     esac
   done
   [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '${RUNS}'"
+  [[ -d "$TREE_DIR" ]] || die "--tree-dir ${TREE_DIR} is not a directory"
 }
 
 # Prints the path of the release bootstrap after building it for the host.
@@ -50,7 +55,8 @@ build_bootstrap() {
 run_harness() {
   local bootstrap="$1"
   printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "$bootstrap")"
-  python "${ROOT}/bench/harness.py" --bootstrap "$bootstrap" --runs "$RUNS" --sizes "$SIZES"
+  python "${ROOT}/bench/harness.py" --bootstrap "$bootstrap" --runs "$RUNS" --sizes "$SIZES" \
+    --tree-dir "$TREE_DIR"
 }
 
 main() {
