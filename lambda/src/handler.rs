@@ -161,11 +161,7 @@ impl Handler {
 
     /// Entry point for the Lambda runtime.
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<(), HandlerError> {
-        let remaining = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
+        let remaining = time_left(event.context.deadline, SystemTime::now());
         self.handle(&event.payload, Instant::now() + remaining)
             .await
     }
@@ -187,7 +183,9 @@ impl Handler {
             tracing::error!("event without ResponseURL; nothing to answer");
             return Err(HandlerError::NoResponseUrl);
         };
-        tracing::info!(response_url = %redacted(&url), "request received");
+        tracing::info!(response_url = %redacted(&url),
+            remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+            "request received");
 
         let outcome = match request.request_type.as_str() {
             "Create" | "Update" => self.guarded_work(&request, deadline).await,
@@ -276,6 +274,22 @@ impl Handler {
     }
 }
 
+/// Below this, `Lambda-Runtime-Deadline-Ms` cannot be a Unix time in milliseconds
+/// (it would lie before September 2001).
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// Time left until the runtime's deadline. Lambda sends the deadline as Unix time in
+/// milliseconds; cargo-lambda's emulator sends the time budget itself (e.g. `600000`),
+/// which is taken as such rather than as a deadline in 1970.
+fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
+    if deadline_ms < EPOCH_MS_FLOOR {
+        return Duration::from_millis(deadline_ms);
+    }
+    (SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms))
+        .duration_since(now)
+        .unwrap_or_default()
+}
+
 fn panic_message(e: tokio::task::JoinError) -> String {
     match e.try_into_panic() {
         Ok(payload) => payload
@@ -337,6 +351,14 @@ mod tests {
         assert!(Request::from_event(&bare)
             .physical_resource_id()
             .starts_with("ce-efs-tree-"));
+    }
+
+    #[test]
+    fn time_left_reads_lambda_deadlines_and_emulator_budgets() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_000);
+        assert_eq!(time_left(1_795_000_090_000, now), Duration::from_secs(90));
+        assert_eq!(time_left(1_794_999_999_000, now), Duration::ZERO);
+        assert_eq!(time_left(600_000, now), Duration::from_secs(600));
     }
 
     #[test]

@@ -200,23 +200,29 @@ impl ResponseSender {
     ) -> Result<u32, DeliveryError> {
         let shown = redacted(url);
         let mut attempts = 0;
-        let mut last = String::from("no time left for an attempt");
+        let mut last = String::new();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                tracing::error!(url = %shown, attempts, last = %last, "giving up: deadline reached");
-                return Err(DeliveryError::Deadline {
-                    url: shown,
-                    attempts,
-                    last,
-                });
-            }
+            // One attempt is always made: a deadline already past (a skewed clock, an
+            // emulator) must not leave CloudFormation without even a try.
+            let budget = match (remaining.is_zero(), attempts) {
+                (true, 0) => self.policy.attempt_timeout,
+                (true, _) => {
+                    tracing::error!(url = %shown, attempts, last = %last, "giving up: deadline reached");
+                    return Err(DeliveryError::Deadline {
+                        url: shown,
+                        attempts,
+                        last,
+                    });
+                }
+                (false, _) => remaining.min(self.policy.attempt_timeout),
+            };
             attempts += 1;
             let sent = self
                 .client
                 .put(url)
                 .body(body.clone())
-                .timeout(remaining.min(self.policy.attempt_timeout))
+                .timeout(budget)
                 .send()
                 .await;
             match sent {
