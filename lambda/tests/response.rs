@@ -298,3 +298,31 @@ async fn connection_errors_are_retried_until_the_deadline() {
     }
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+/// A deadline already past (skewed clock, emulator) still gets one attempt, and only one.
+#[tokio::test]
+async fn a_past_deadline_still_gets_one_attempt() {
+    let server = ScriptedServer::start(vec![Step::Reply(503)])
+        .await
+        .expect("starts");
+    let body = body();
+
+    let err = sender()
+        .send(&server.url("/b/k"), body.clone(), Instant::now())
+        .await
+        .expect_err("503 and no time to retry");
+
+    assert!(
+        matches!(err, DeliveryError::Deadline { attempts: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.requests().len(), 1);
+
+    let accepting = ScriptedServer::start(vec![]).await.expect("starts");
+    let attempts = sender()
+        .send(&accepting.url("/b/k"), body, Instant::now())
+        .await
+        .expect("delivered");
+    assert_eq!(attempts, 1);
+    assert_eq!(accepting.delivered().len(), 1);
+}
