@@ -14,8 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib/aws.sh"
 
 TEMPLATE="${ROOT}/cfn/CloudExchangeTemplate.yaml"
-# Where the template's Lambda Code (a path relative to cfn/) expects the archive.
-LAMBDA_ZIP="${ROOT}/target/lambda/bootstrap/bootstrap.zip"
+# The Lambda's Code in the template: a path relative to cfn/, where cargo lambda puts it.
+LAMBDA_CODE_PATH="../target/lambda/bootstrap/bootstrap.zip"
 # The custom resource's logical id in the template: its failure is explained with the
 # Lambda's log.
 EFS_TREE_ID="EfsTree"
@@ -132,6 +132,8 @@ validate_args() {
     usage_error "--log-retention needs a number of days: $LOG_RETENTION"
   [[ $TIMEOUT_MINUTES =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout needs a number of minutes: $TIMEOUT_MINUTES"
   [[ -z $LAMBDA_ZIP_ARG || -f $LAMBDA_ZIP_ARG ]] || usage_error "--lambda-zip: no such file: $LAMBDA_ZIP_ARG"
+  [[ -z $LAMBDA_ZIP_ARG || $(head -c 2 "$LAMBDA_ZIP_ARG") == PK ]] ||
+    usage_error "--lambda-zip is not a zip archive: $LAMBDA_ZIP_ARG"
   # The template's EnvironmentName pattern, checked here so a bad name costs no build.
   if [[ -z $ENV_NAME ]]; then
     [[ $STACK_NAME =~ ^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$ ]] ||
@@ -196,19 +198,21 @@ check_stack_state() {
   printf '%s\n' "$status"
 }
 
+# Prints the path of the Lambda archive to deploy: --lambda-zip's, or a fresh arm64 build.
 build_lambda() {
-  mkdir -p "$(dirname "$LAMBDA_ZIP")"
+  local built="${ROOT}/cfn/${LAMBDA_CODE_PATH}"
   if [[ -n $LAMBDA_ZIP_ARG ]]; then
     log "using the Lambda archive ${LAMBDA_ZIP_ARG}"
-    [[ $LAMBDA_ZIP_ARG -ef $LAMBDA_ZIP ]] || cp "$LAMBDA_ZIP_ARG" "$LAMBDA_ZIP"
+    printf '%s\n' "$LAMBDA_ZIP_ARG"
     return 0
   fi
   log "building the Lambda for arm64 (cargo lambda build)"
-  # --lambda-dir keeps the archive where the template expects it even when
+  # --lambda-dir puts the archive where the template expects it even when
   # CARGO_TARGET_DIR points elsewhere.
   (cd "$ROOT" && cargo lambda build --release --arm64 --output-format zip \
-    --bin bootstrap --lambda-dir "${ROOT}/target/lambda")
-  [[ -f $LAMBDA_ZIP ]] || die "cargo lambda build did not produce ${LAMBDA_ZIP}"
+    --bin bootstrap --lambda-dir "${ROOT}/target/lambda" >&2)
+  [[ -f $built ]] || die "cargo lambda build did not produce ${built}"
+  printf '%s\n' "$built"
 }
 
 # The bucket holds the Lambda archive and the packaged template. When this script creates
@@ -251,11 +255,16 @@ ensure_artifacts_bucket() {
 }
 
 # Uploads the Lambda archive (content-addressed by the CLI) and the packaged template; the
-# template goes by URL because create-stack takes at most 51,200 bytes inline.
-package_template() {
-  local packaged="${WORK_DIR}/packaged.yaml" key domain=amazonaws.com
+# template goes by URL because create-stack takes at most 51,200 bytes inline. Packaging
+# runs on a copy of the template with the archive at its Code path, so the archive can come
+# from anywhere and nothing in the repository is overwritten.
+package_template() { # LAMBDA_ZIP
+  local stage="${WORK_DIR}/stage" packaged="${WORK_DIR}/packaged.yaml" key domain=amazonaws.com
+  mkdir -p "${stage}/cfn" "$(dirname "${stage}/cfn/${LAMBDA_CODE_PATH}")"
+  cp "$TEMPLATE" "${stage}/cfn/"
+  cp "$1" "${stage}/cfn/${LAMBDA_CODE_PATH}"
   log "packaging the template to s3://${BUCKET}/${STACK_NAME}/"
-  if ! aws_cli cloudformation package --template-file "$TEMPLATE" --s3-bucket "$BUCKET" \
+  if ! aws_cli cloudformation package --template-file "${stage}/cfn/$(basename "$TEMPLATE")" --s3-bucket "$BUCKET" \
     --s3-prefix "$STACK_NAME" --output-template-file "$packaged" >/dev/null 2>"${WORK_DIR}/package.err"; then
     tr '\r' '\n' <"${WORK_DIR}/package.err" | grep -v -e '^Uploading to' -e '^[[:space:]]*$' >&2
     die "aws cloudformation package failed"
@@ -435,13 +444,13 @@ main() {
   parse_args "$@"
   check_prerequisites
   check_identity
-  local status
+  local status lambda_zip
   status="$(check_stack_state)"
   WORK_DIR="$(mktemp -d)"
   trap 'rm -rf "$WORK_DIR"' EXIT
-  build_lambda
+  lambda_zip="$(build_lambda)"
   ensure_artifacts_bucket
-  package_template
+  package_template "$lambda_zip"
   write_parameters
   start_operation "$status"
   if [[ -n $STACK_ID ]]; then

@@ -50,7 +50,7 @@ aws_identity() {
   if ! out="$(aws_cli sts get-caller-identity --output json 2>"$err")"; then
     reason="$(grep -v '^[[:space:]]*$' "$err" | tail -n 1)"
     rm -f "$err"
-    die "AWS did not accept the credentials (${reason}): run 'aws configure' or 'aws sso login', or pass --profile"
+    die "aws sts get-caller-identity failed (${reason}): set up credentials with 'aws configure' or 'aws sso login', or pass --profile"
   fi
   rm -f "$err"
   jq -c . <<<"$out"

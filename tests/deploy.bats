@@ -1,0 +1,187 @@
+#!/usr/bin/env bats
+# scripts/deploy.sh: options, prerequisites, credentials, and whole deployments of the real
+# template on the local AWS (scripts/local/: moto with the project's patches, on 127.0.0.1,
+# dummy credentials) with stand-ins for the Lambda, so no Rust build is needed here.
+
+# status, output and stderr are set by bats' run.
+# shellcheck disable=SC2154
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
+  # shellcheck source=scripts/lib/tools.sh
+  source "${ROOT}/scripts/lib/tools.sh"
+  # shellcheck source=scripts/local/local-aws.sh
+  source "${ROOT}/scripts/local/local-aws.sh"
+  activate_tools
+  mkdir -p "${BATS_FILE_TMPDIR}/efs"
+  local_aws_start "$(local_aws_free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
+  printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/local-aws.pid"
+  local network
+  network="$(local_aws_network)"
+  export ROOT PATH VPC="${network% *}" SUBNETS="${network#* }"
+  # Two stand-ins for the Lambda: one answers SUCCESS, one exits without answering.
+  make_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
+  printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
+  make_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
+}
+
+# Zips FILE as an executable "bootstrap" at the archive's root, as Lambda expects.
+make_zip() { # FILE ZIP
+  python -c 'import sys, zipfile
+info = zipfile.ZipInfo("bootstrap")
+info.external_attr = 0o755 << 16
+with zipfile.ZipFile(sys.argv[2], "w") as archive:
+    archive.writestr(info, open(sys.argv[1], "rb").read())' "$1" "$2"
+}
+
+teardown_file() {
+  local pid
+  pid="$(cat "${BATS_FILE_TMPDIR}/local-aws.pid" 2>/dev/null)" || return 0
+  kill "$pid" 2>/dev/null || true
+}
+
+setup() {
+  SCRIPT="${ROOT}/scripts/deploy.sh"
+  export DEPLOY_POLL_SECONDS=1
+}
+
+# deploy.sh with the options every deployment here needs.
+deploy() { # STACK_NAME LAMBDA_ZIP
+  "$SCRIPT" --stack-name "$1" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
+    --lambda-zip "$2" --timeout 3
+}
+
+# Prints a new directory holding only links to the named commands (and bash, for the #!
+# line), to be the whole PATH.
+path_with() { # COMMAND...
+  local dir name
+  dir="$(mktemp -d "${BATS_TEST_TMPDIR}/bin.XXXXXX")"
+  for name in bash dirname "$@"; do
+    ln -sf "$(command -v "$name")" "${dir}/${name}"
+  done
+  printf '%s\n' "$dir"
+}
+
+@test "--help prints the usage" {
+  run --separate-stderr "$SCRIPT" --help
+  [ "$status" -eq 0 ]
+  [[ $output == *"Usage: scripts/deploy.sh --stack-name NAME --vpc-id vpc-..."* ]]
+  [[ $output == *"--ui-cidr CIDR"* ]]
+  [[ $output == *"--lambda-zip FILE"* ]]
+}
+
+@test "an unknown option is refused with the usage" {
+  run --separate-stderr "$SCRIPT" --stack-name ce --bogus
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"unknown option: --bogus"* ]]
+  [[ $stderr == *"Usage:"* ]]
+}
+
+@test "missing or malformed options are refused before anything runs" {
+  local base=(--stack-name ce --vpc-id vpc-0123456789abcdef0)
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--ui-cidr is required"* ]]
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567 --ui-cidr 10.0.0.0/8
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"exactly two subnet ids"* ]]
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-01234567 --ui-cidr 10.0.0.0/8
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"the same subnet twice"* ]]
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef --ui-cidr 10.0.0.300/8
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--ui-cidr is not an IPv4 CIDR"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name CloudExchange --vpc-id vpc-01234567 \
+    --subnets subnet-01234567,subnet-89abcdef --ui-cidr 10.0.0.0/8
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"pass --env-name"* ]]
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef \
+    --ui-cidr 10.0.0.0/8 --lambda-zip "${ROOT}/README.md"
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--lambda-zip is not a zip archive"* ]]
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef --ui-cidr
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--ui-cidr needs a value"* ]]
+}
+
+@test "each missing prerequisite is named with what to do" {
+  local args=(--stack-name ce --vpc-id vpc-01234567 --subnets "subnet-01234567,subnet-89abcdef" --ui-cidr 10.0.0.0/8)
+  run --separate-stderr env PATH="$(path_with jq)" "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == "error: aws not found on PATH: install the AWS CLI"* ]]
+  run --separate-stderr env PATH="$(path_with aws)" "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == "error: jq not found on PATH"* ]]
+  run --separate-stderr env PATH="$(path_with aws jq)" "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"cargo not found on PATH"*"or pass --lambda-zip FILE"* ]]
+  run --separate-stderr env PATH="$(path_with aws jq cargo)" "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"cargo lambda not found: pip install cargo-lambda"* ]]
+  # cargo-lambda without zig: the system python has no ziglang module.
+  local no_zig
+  no_zig="$(path_with aws jq cargo cargo-lambda rustup)"
+  ln -s /usr/bin/python3 "${no_zig}/python3"
+  run --separate-stderr env PATH="$no_zig" "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"zig not found"*"pip install ziglang"* ]]
+}
+
+@test "no credentials or no region: one line on what to do" {
+  local args=(--stack-name ce --vpc-id vpc-01234567 --subnets "subnet-01234567,subnet-89abcdef"
+    --ui-cidr 10.0.0.0/8 --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip")
+  run --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED=true \
+    "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"aws sts get-caller-identity failed (Unable to locate credentials"*"aws configure"* ]]
+  run --separate-stderr env -u AWS_REGION -u AWS_DEFAULT_REGION "$SCRIPT" "${args[@]}"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"no AWS region: pass --region"* ]]
+}
+
+@test "a deployment streams events, prints the outputs and the next command; a re-run is a no-op" {
+  run --separate-stderr deploy ce-ok "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 0 ]
+  [[ $output == *"CREATE_COMPLETE"*"Custom::CloudExchangeEfsTree"*"EfsTree"* ]]
+  [[ $output =~ [0-9]{2}:[0-9]{2}:[0-9]{2}\ +CREATE_COMPLETE\ +AWS::CloudFormation::Stack\ +ce-ok ]]
+  [[ $output == *"Stack ce-ok: CREATE_COMPLETE"* ]]
+  [[ $output =~ TaskDefinitionFamily\ +ce-ok-cloud-exchange ]]
+  [[ $output == *"scripts/register-task-definition.sh --stack-name ce-ok --region us-east-1"* ]]
+  [[ $stderr == *"creating the artifacts bucket ce-artifacts-123456789012-us-east-1"* ]]
+  # The new bucket: encrypted by default and closed to the public.
+  aws s3api get-bucket-encryption --bucket ce-artifacts-123456789012-us-east-1 |
+    jq -e '.ServerSideEncryptionConfiguration.Rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm == "AES256"'
+  aws s3api get-public-access-block --bucket ce-artifacts-123456789012-us-east-1 |
+    jq -e '.PublicAccessBlockConfiguration | [.[]] | all'
+  # The parameters reached the stack.
+  aws cloudformation describe-stacks --stack-name ce-ok | jq -e '.Stacks[0].Parameters
+    | map({(.ParameterKey): .ParameterValue}) | add
+    | .EnvironmentName == "ce-ok" and .UiIngressCidr == "10.42.0.0/16"'
+
+  run --separate-stderr deploy ce-ok "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"no changes: stack ce-ok is already up to date"* ]]
+  [[ $stderr == *"artifacts bucket: ce-artifacts-123456789012-us-east-1"* ]]
+  [[ $output != *"UPDATE_IN_PROGRESS"* ]]
+  [[ $output == *"Stack ce-ok: CREATE_COMPLETE"* ]]
+}
+
+@test "a custom resource without an answer: reasons, then ROLLBACK_COMPLETE explained with its delete command" {
+  run --separate-stderr deploy ce-bad "${BATS_FILE_TMPDIR}/silent.zip"
+  [ "$status" -eq 1 ]
+  [[ $output == *"CREATE_FAILED"*"EfsTree"* ]]
+  [[ $output == *"ROLLBACK_COMPLETE"* ]]
+  [[ $stderr == *"error: stack ce-bad ended in ROLLBACK_COMPLETE."* ]]
+  [[ $stderr == *"Failed resources:"*"EfsTree (Custom::CloudExchangeEfsTree): no response at the ResponseURL"* ]]
+  [[ $stderr == *"pass --route-tables to add an S3 gateway endpoint"* ]]
+  [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-bad --region us-east-1"* ]]
+
+  # Run again: refused up front, nothing packaged, the stack left as it is.
+  run --separate-stderr deploy ce-bad "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"stack ce-bad is in ROLLBACK_COMPLETE"* ]]
+  [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-bad --region us-east-1"* ]]
+  [[ $stderr != *"packaging"* ]]
+  aws cloudformation describe-stacks --stack-name ce-bad | jq -e '.Stacks[0].StackStatus == "ROLLBACK_COMPLETE"'
+}
