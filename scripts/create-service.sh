@@ -172,7 +172,8 @@ describe_service() {
 }
 
 # Stable as `aws ecs wait services-stable` defines it (one deployment, running = desired),
-# polled here so the service's own events print as they come and the wait is bounded.
+# polled here so the service's own events print as they come and the wait is bounded;
+# exits non-zero, with the reasons it can find, when the service is not stable in time.
 wait_until_stable() {
   local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) service seen="${WORK_DIR}/seen-events" line
   touch "$seen"
@@ -194,7 +195,7 @@ wait_until_stable() {
     fi
     if ((SECONDS >= deadline)); then
       explain_not_stable "$line"
-      return 1
+      exit 1
     fi
     sleep "$POLL_SECONDS"
   done
@@ -262,8 +263,9 @@ main() {
   trap 'rm -rf "$WORK_DIR"' EXIT
   local task_definition
   read_stack
+  # Checked before anything is created, so a missing registration changes nothing.
+  task_definition="$(latest_task_definition)"
   if $DRY_RUN; then
-    task_definition="$(latest_task_definition)"
     if [[ $(service_status) == ACTIVE ]]; then
       service_input update "$task_definition"
     else
@@ -272,10 +274,9 @@ main() {
     return 0
   fi
   ensure_cluster
-  task_definition="$(latest_task_definition)"
   create_or_update_service "$task_definition"
   if $WAIT; then
-    wait_until_stable || exit 1
+    wait_until_stable
   else
     printf 'Not waiting (--no-wait); follow the service with:\n  aws ecs describe-services --cluster %s --services %s%s\n' \
       "$CLUSTER" "$SERVICE" "$(aws_args_text)"

@@ -1,0 +1,179 @@
+#!/usr/bin/env bats
+# scripts/create-service.sh: options, prerequisites, a missing stack or task definition,
+# the service's settings checked against botocore's ECS model, and creating, updating and
+# waiting on plain moto servers on 127.0.0.1 (dummy credentials; no real AWS is called).
+# One server reports services as running (MOTO_ECS_SERVICE_RUNNING=1), the other never
+# does, so the bounded wait and its explanation are exercised too.
+
+# status, output and stderr are set by bats' run.
+# shellcheck disable=SC2154
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
+  # shellcheck source=scripts/lib/tools.sh
+  source "${ROOT}/scripts/lib/tools.sh"
+  activate_tools
+  export ROOT PATH AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  RUNNING_URL="$(start_moto running MOTO_ECS_SERVICE_RUNNING=1)"
+  STUCK_URL="$(start_moto stuck MOTO_ECS_SERVICE_RUNNING=0)"
+  export RUNNING_URL STUCK_URL
+  AWS_ENDPOINT_URL="$RUNNING_URL" create_outputs_stack ce
+  AWS_ENDPOINT_URL="$STUCK_URL" create_outputs_stack ce
+}
+
+# Starts moto_server NAME with the environment ENV; prints its URL once it answers.
+start_moto() { # NAME ENV
+  local port tries=0
+  port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  env "$2" moto_server -H 127.0.0.1 -p "$port" >"${BATS_FILE_TMPDIR}/$1.log" 2>&1 &
+  printf '%s\n' "$!" >"${BATS_FILE_TMPDIR}/$1.pid"
+  until curl -fs -o /dev/null "http://127.0.0.1:${port}/moto-api/"; do
+    tries=$((tries + 1))
+    [[ $tries -lt 100 ]] || { cat "${BATS_FILE_TMPDIR}/$1.log" >&2; return 1; }
+    sleep 0.1
+  done
+  printf 'http://127.0.0.1:%s\n' "$port"
+}
+
+# A stack named NAME with the outputs create-service.sh reads, on a real (moto) VPC.
+create_outputs_stack() { # NAME
+  local vpc subnet1 subnet2 sg
+  vpc="$(aws ec2 create-vpc --cidr-block 10.42.0.0/16 --query Vpc.VpcId --output text)"
+  subnet1="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.1.0/24 \
+    --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
+  subnet2="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.2.0/24 \
+    --availability-zone us-east-1b --query Subnet.SubnetId --output text)"
+  sg="$(aws ec2 create-security-group --group-name "$1-task" --description task --vpc-id "$vpc" \
+    --query GroupId --output text)"
+  jq -n --arg family "$1-cloud-exchange" --arg s1 "$subnet1" --arg s2 "$subnet2" --arg sg "$sg" '
+    {Resources: {Handle: {Type: "AWS::CloudFormation::WaitConditionHandle"}},
+     Outputs: {DefaultClusterName: {Value: $family}, TaskDefinitionFamily: {Value: $family},
+       PrivateSubnet1Id: {Value: $s1}, PrivateSubnet2Id: {Value: $s2}, TaskSecurityGroupId: {Value: $sg}}}' \
+    >"${BATS_FILE_TMPDIR}/template.json"
+  aws cloudformation create-stack --stack-name "$1" \
+    --template-body "file://${BATS_FILE_TMPDIR}/template.json" >/dev/null
+}
+
+register_task_definition() { # FAMILY
+  aws ecs register-task-definition --family "$1" --requires-compatibilities FARGATE \
+    --network-mode awsvpc --cpu 256 --memory 512 \
+    --container-definitions '[{"name":"ui","image":"example/ui","essential":true}]' \
+    --query taskDefinition.taskDefinitionArn --output text
+}
+
+teardown_file() {
+  local name
+  for name in running stuck; do
+    kill "$(cat "${BATS_FILE_TMPDIR}/${name}.pid")" 2>/dev/null || true
+  done
+}
+
+setup() {
+  SCRIPT="${ROOT}/scripts/create-service.sh"
+  export AWS_ENDPOINT_URL="$RUNNING_URL" CREATE_SERVICE_POLL_SECONDS=1
+}
+
+@test "--help prints the usage" {
+  run --separate-stderr "$SCRIPT" --help
+  [ "$status" -eq 0 ]
+  [[ $output == *"Usage: scripts/create-service.sh --stack-name NAME"* ]]
+  [[ $output == *"--no-wait"* ]]
+}
+
+@test "an unknown option, no stack name or a bad timeout is refused with the usage" {
+  run --separate-stderr "$SCRIPT" --stack-name ce --bogus
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"unknown option: --bogus"* ]]
+  [[ $stderr == *"Usage:"* ]]
+  run --separate-stderr "$SCRIPT" --cluster c
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--stack-name is required"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout soon
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--timeout needs a number of minutes"* ]]
+}
+
+@test "without aws on PATH it says what to install" {
+  local bin="${BATS_TEST_TMPDIR}/bin"
+  mkdir -p "$bin"
+  ln -s "$(command -v bash)" "${bin}/bash"
+  ln -s "$(command -v dirname)" "${bin}/dirname"
+  run --separate-stderr env PATH="$bin" "$SCRIPT" --stack-name ce
+  [ "$status" -eq 1 ]
+  [[ $stderr == "error: aws not found on PATH: install the AWS CLI"* ]]
+}
+
+@test "a missing stack points at deploy.sh" {
+  run --separate-stderr "$SCRIPT" --stack-name nothing-here
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"stack nothing-here does not exist in us-east-1: run scripts/deploy.sh --stack-name nothing-here"* ]]
+}
+
+@test "no registered task definition points at register-task-definition.sh" {
+  run --separate-stderr "$SCRIPT" --stack-name ce --no-wait
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"no ACTIVE task definition in family ce-cloud-exchange: run scripts/register-task-definition.sh --stack-name ce"* ]]
+  aws ecs describe-clusters --clusters ce-cloud-exchange | jq -e '(.clusters | length) == 0'
+}
+
+@test "--dry-run prints a CreateService input valid for botocore's ECS model, with the reference settings" {
+  local arn
+  arn="$(register_task_definition ce-cloud-exchange)"
+  run --separate-stderr "$SCRIPT" --stack-name ce --dry-run
+  [ "$status" -eq 0 ]
+  printf '%s' "$output" | python -c 'import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("ecs")
+validate_parameters(json.load(sys.stdin), model.operation_model("CreateService").input_shape)'
+  printf '%s' "$output" | jq -e --arg arn "$arn" '
+    .cluster == "ce-cloud-exchange" and .serviceName == "cloud-exchange" and .taskDefinition == $arn
+    and .launchType == "FARGATE" and .platformVersion == "LATEST" and .schedulingStrategy == "REPLICA"
+    and .desiredCount == 1 and .enableExecuteCommand == false
+    and .deploymentConfiguration == {minimumHealthyPercent: 100, maximumPercent: 200,
+      deploymentCircuitBreaker: {enable: false, rollback: false}}
+    and .networkConfiguration.awsvpcConfiguration.assignPublicIp == "DISABLED"
+    and (.networkConfiguration.awsvpcConfiguration.subnets | length == 2)
+    and (.networkConfiguration.awsvpcConfiguration.securityGroups | length == 1)'
+  # A dry run changes nothing: not even the cluster exists.
+  aws ecs describe-clusters --clusters ce-cloud-exchange | jq -e '(.clusters | length) == 0'
+}
+
+@test "creates the cluster and the service, waits until stable, then updates it in place" {
+  local arn
+  arn="$(register_task_definition ce-cloud-exchange)"
+  run --separate-stderr "$SCRIPT" --stack-name ce
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"creating cluster ce-cloud-exchange"* ]]
+  [[ $stderr == *"creating service cloud-exchange on ${arn##*/}"* ]]
+  [[ $stderr == *"service cloud-exchange is stable: running 1/1"* ]]
+  [[ $output == *"Task def  ${arn}"* ]]
+  # moto runs no task, so there is no address to show, and the script says so.
+  [[ $output == *"Task IP   unknown (the service has no running task yet)"* ]]
+  [[ $output == *"UI        https://<task private IP>:3000"* ]]
+  aws ecs describe-services --cluster ce-cloud-exchange --services cloud-exchange | jq -e --arg arn "$arn" '
+    .services[0] | .status == "ACTIVE" and .taskDefinition == $arn and .launchType == "FARGATE"
+    and .networkConfiguration.awsvpcConfiguration.assignPublicIp == "DISABLED"'
+
+  arn="$(register_task_definition ce-cloud-exchange)"
+  run --separate-stderr "$SCRIPT" --stack-name ce
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"cluster ce-cloud-exchange exists"* ]]
+  [[ $stderr == *"updating service cloud-exchange to ${arn##*/}"* ]]
+  aws ecs describe-services --cluster ce-cloud-exchange --services cloud-exchange |
+    jq -e --arg arn "$arn" '.services[0].taskDefinition == $arn'
+}
+
+@test "a service that never becomes stable: the wait ends and says what it saw" {
+  export AWS_ENDPOINT_URL="$STUCK_URL"
+  register_task_definition ce-cloud-exchange
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 1
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"error: service cloud-exchange is not stable after 1 minutes (running 0/1, pending 1, deployments 1)."* ]]
+  [[ $stderr == *"Recent service events:"* ]]
+  [[ $stderr == *"aws ecs describe-services --cluster ce-cloud-exchange --services cloud-exchange --region us-east-1"* ]]
+}
