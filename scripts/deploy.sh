@@ -169,8 +169,15 @@ check_identity() {
   log "deploying as $(jq -r .Arn <<<"$identity") to ${REGION}"
 }
 
-# A stack left by a failed first creation cannot be updated; say how to clear it rather
-# than deleting anything ourselves. Prints the current status (empty: no stack).
+# How to clear a stack that can only be deleted; this script never deletes one itself.
+print_delete_commands() {
+  printf 'Delete it, then run this script again:\n' >&2
+  printf '  aws cloudformation delete-stack --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
+  printf '  aws cloudformation wait stack-delete-complete --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
+}
+
+# Refuses a stack that cannot be updated, saying how to clear it. Prints the current
+# status (empty: no stack).
 check_stack_state() {
   local stack status
   stack="$(stack_describe "$STACK_NAME")"
@@ -178,14 +185,15 @@ check_stack_state() {
   status="$(jq -r .StackStatus <<<"$stack")"
   case "$status" in
     ROLLBACK_COMPLETE | ROLLBACK_FAILED | DELETE_FAILED | REVIEW_IN_PROGRESS)
-      printf 'error: stack %s is in %s: its first creation failed (or never ran) and it cannot be updated.\n' \
-        "$STACK_NAME" "$status" >&2
-      printf 'Look at why with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
+      if [[ $status == DELETE_FAILED ]]; then
+        printf 'error: stack %s is in DELETE_FAILED: an earlier deletion did not finish.\n' "$STACK_NAME" >&2
+      else
+        printf 'error: stack %s is in %s: its first creation failed (or never ran), so it cannot be updated.\n' \
+          "$STACK_NAME" "$status" >&2
+      fi
+      printf 'See why with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
         "$STACK_NAME" "$(aws_args_text)" >&2
-      printf 'then delete it and run this script again:\n  aws cloudformation delete-stack --stack-name %s%s\n' \
-        "$STACK_NAME" "$(aws_args_text)" >&2
-      printf '  aws cloudformation wait stack-delete-complete --stack-name %s%s\n' \
-        "$STACK_NAME" "$(aws_args_text)" >&2
+      print_delete_commands
       exit 1
       ;;
     UPDATE_ROLLBACK_FAILED)
@@ -400,7 +408,7 @@ save_lambda_log() {
 }
 
 report_failure() { # STATUS
-  local reasons
+  local reasons kept
   printf '\nerror: stack %s ended in %s.\n' "$STACK_NAME" "$1" >&2
   reasons="$(jq -r 'select((.ResourceStatus | endswith("FAILED"))
       and .ResourceStatusReason != "Resource creation cancelled"
@@ -420,8 +428,13 @@ report_failure() { # STATUS
   fi
   case "$1" in
     ROLLBACK_COMPLETE)
-      printf 'The stack cannot be updated now; delete it before running this script again:\n  aws cloudformation delete-stack --stack-name %s%s\n' \
-        "$STACK_NAME" "$(aws_args_text)" >&2
+      printf 'The stack cannot be updated now. ' >&2
+      print_delete_commands
+      kept="$(jq -r 'select(.ResourceStatus == "DELETE_SKIPPED")
+        | "  \(.LogicalResourceId) (\(.ResourceType)) \(.PhysicalResourceId // "")"' "${WORK_DIR}/events.jsonl")"
+      if [[ -n $kept ]]; then
+        printf 'The rollback kept these (DeletionPolicy Retain); delete them by hand if unused:\n%s\n' "$kept" >&2
+      fi
       ;;
     UPDATE_ROLLBACK_COMPLETE)
       printf 'The stack is back on its previous version and still works; fix the cause and run this script again.\n' >&2

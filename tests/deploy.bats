@@ -176,6 +176,7 @@ path_with() { # COMMAND...
   [[ $stderr == *"Failed resources:"*"EfsTree (Custom::CloudExchangeEfsTree): no response at the ResponseURL"* ]]
   [[ $stderr == *"pass --route-tables to add an S3 gateway endpoint"* ]]
   [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-bad --region us-east-1"* ]]
+  [[ $stderr =~ "DeletionPolicy Retain"[^$'\n']*$'\n'"  FileSystem (AWS::EFS::FileSystem) fs-" ]]
 
   # Run again: refused up front, nothing packaged, the stack left as it is.
   run --separate-stderr deploy ce-bad "${BATS_FILE_TMPDIR}/answers.zip"
