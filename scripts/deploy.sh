@@ -20,6 +20,8 @@ LAMBDA_CODE_PATH="../target/lambda/bootstrap/bootstrap.zip"
 # Lambda's log.
 EFS_TREE_ID="EfsTree"
 POLL_SECONDS="${DEPLOY_POLL_SECONDS:-5}"
+# The template's EnvironmentName pattern, checked here so a bad name costs no build.
+ENV_NAME_RE='^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$'
 
 STACK_NAME=""
 VPC_ID=""
@@ -61,13 +63,17 @@ Options:
   --env-name NAME          environment name in every resource name: 1-16 lowercase letters,
                            digits and inner hyphens (default: the stack name, if it is one)
   --route-tables R1,R2     route tables of the subnets: creates an S3 gateway endpoint so the
-                           Lambda can answer CloudFormation without a NAT gateway
-  --log-retention DAYS     CloudWatch Logs retention (default: the template's)
+                           Lambda can answer CloudFormation without a NAT gateway ("none":
+                           remove it)
+  --log-retention DAYS     CloudWatch Logs retention (default: the template's, 90, also when
+                           updating)
   --lambda-zip FILE        use this Lambda archive instead of building one (skips cargo)
   --timeout MINUTES        stop following the stack after this long (default: 60)
   --region REGION          AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, aws configure)
   --profile PROFILE        AWS CLI profile
   -h, --help               this text
+
+An update keeps the previous --env-name and --route-tables when they are left out.
 
 Needs: aws, jq; to build: cargo, cargo-lambda and zig (pip install cargo-lambda ziglang).
 USAGE
@@ -126,7 +132,7 @@ validate_args() {
   [[ ${SUBNETS%,*} != "${SUBNETS#*,}" ]] || usage_error "--subnets names the same subnet twice"
   [[ $UI_CIDR =~ ^${octet}\.${octet}\.${octet}\.${octet}/(3[0-2]|[12]?[0-9])$ ]] ||
     usage_error "--ui-cidr is not an IPv4 CIDR (a.b.c.d/n): $UI_CIDR"
-  [[ -z $ROUTE_TABLES || $ROUTE_TABLES =~ ^rtb-${id_re}(,rtb-${id_re})*$ ]] ||
+  [[ -z $ROUTE_TABLES || $ROUTE_TABLES == none || $ROUTE_TABLES =~ ^rtb-${id_re}(,rtb-${id_re})*$ ]] ||
     usage_error "--route-tables needs route table ids separated by commas: $ROUTE_TABLES"
   [[ -z $LOG_RETENTION || $LOG_RETENTION =~ ^[1-9][0-9]*$ ]] ||
     usage_error "--log-retention needs a number of days: $LOG_RETENTION"
@@ -134,13 +140,7 @@ validate_args() {
   [[ -z $LAMBDA_ZIP_ARG || -f $LAMBDA_ZIP_ARG ]] || usage_error "--lambda-zip: no such file: $LAMBDA_ZIP_ARG"
   [[ -z $LAMBDA_ZIP_ARG || $(head -c 2 "$LAMBDA_ZIP_ARG") == PK ]] ||
     usage_error "--lambda-zip is not a zip archive: $LAMBDA_ZIP_ARG"
-  # The template's EnvironmentName pattern, checked here so a bad name costs no build.
-  if [[ -z $ENV_NAME ]]; then
-    [[ $STACK_NAME =~ ^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$ ]] ||
-      usage_error "the stack name is not a valid environment name: pass --env-name (1-16 lowercase letters, digits, inner hyphens)"
-    ENV_NAME="$STACK_NAME"
-  fi
-  [[ $ENV_NAME =~ ^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$ ]] ||
+  [[ -z $ENV_NAME || $ENV_NAME =~ $ENV_NAME_RE ]] ||
     usage_error "--env-name needs 1-16 lowercase letters, digits and inner hyphens, starting with a letter: $ENV_NAME"
   if [[ $UI_CIDR == */0 ]]; then
     warn "--ui-cidr ${UI_CIDR} opens the UI to the whole internet"
@@ -283,18 +283,29 @@ package_template() { # LAMBDA_ZIP
   TEMPLATE_URL="https://${BUCKET}.s3.${REGION}.${domain}/${key}"
 }
 
+# A new stack's environment name defaults to the stack name, when that is a valid one.
+default_env_name() {
+  [[ $STACK_NAME =~ $ENV_NAME_RE ]] ||
+    usage_error "the stack name is not a valid environment name: pass --env-name (1-16 lowercase letters, digits, inner hyphens)"
+  ENV_NAME="$STACK_NAME"
+}
+
 # Parameters as JSON (jq --arg): the route-table list holds commas, which the CLI's
-# shorthand syntax would split.
-write_parameters() {
+# shorthand syntax would split. On an update, a left-out environment name or route-table
+# list keeps its previous value, so a re-run never renames the environment; both are
+# always given on a create. A left-out log retention is the template's default.
+write_parameters() { # CURRENT_STATUS
   jq -n --arg env "$ENV_NAME" --arg vpc "$VPC_ID" --arg s1 "${SUBNETS%,*}" --arg s2 "${SUBNETS#*,}" \
-    --arg cidr "$UI_CIDR" --arg rtb "$ROUTE_TABLES" --arg days "$LOG_RETENTION" '
-    [{ParameterKey: "EnvironmentName", ParameterValue: $env},
-     {ParameterKey: "VpcId", ParameterValue: $vpc},
-     {ParameterKey: "PrivateSubnet1Id", ParameterValue: $s1},
-     {ParameterKey: "PrivateSubnet2Id", ParameterValue: $s2},
-     {ParameterKey: "UiIngressCidr", ParameterValue: $cidr},
-     {ParameterKey: "S3EndpointRouteTableIds", ParameterValue: $rtb}]
-    + if $days == "" then [] else [{ParameterKey: "LogRetentionInDays", ParameterValue: $days}] end
+    --arg cidr "$UI_CIDR" --arg rtb "$ROUTE_TABLES" --arg days "$LOG_RETENTION" --arg status "$1" '
+    def given($key; $value): {ParameterKey: $key, ParameterValue: $value};
+    def kept($key; $value):
+      if $value == "" and $status != "" then {ParameterKey: $key, UsePreviousValue: true}
+      else given($key; $value) end;
+    [kept("EnvironmentName"; $env),
+     given("VpcId"; $vpc), given("PrivateSubnet1Id"; $s1), given("PrivateSubnet2Id"; $s2),
+     given("UiIngressCidr"; $cidr),
+     if $rtb == "none" then given("S3EndpointRouteTableIds"; "") else kept("S3EndpointRouteTableIds"; $rtb) end]
+    + if $days == "" then [] else [given("LogRetentionInDays"; $days)] end
   ' >"${WORK_DIR}/parameters.json"
 }
 
@@ -449,8 +460,9 @@ print_outputs() {
   jq -r '(.Outputs // []) as $o | ($o | map(.OutputKey | length) | max // 0) as $w
     | $o | sort_by(.OutputKey)[] | "  \(.OutputKey)\(" " * ($w - (.OutputKey | length) + 2))\(.OutputValue)"' \
     <<<"$stack"
-  printf '\nNext: register the task definition:\n  scripts/register-task-definition.sh --stack-name %s%s\n' \
-    "$STACK_NAME" "$(aws_args_text)"
+  printf '\nNext, register the task definition, then start the service:\n'
+  printf '  scripts/register-task-definition.sh --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)"
+  printf '  scripts/create-service.sh --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)"
 }
 
 main() {
@@ -459,12 +471,15 @@ main() {
   check_identity
   local status lambda_zip
   status="$(check_stack_state)"
+  if [[ -z $status && -z $ENV_NAME ]]; then
+    default_env_name
+  fi
   WORK_DIR="$(mktemp -d)"
   trap 'rm -rf "$WORK_DIR"' EXIT
   lambda_zip="$(build_lambda)"
   ensure_artifacts_bucket
   package_template "$lambda_zip"
-  write_parameters
+  write_parameters "$status"
   start_operation "$status"
   if [[ -n $STACK_ID ]]; then
     wait_for_stack

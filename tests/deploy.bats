@@ -46,10 +46,18 @@ setup() {
   export DEPLOY_POLL_SECONDS=1
 }
 
-# deploy.sh with the options every deployment here needs.
-deploy() { # STACK_NAME LAMBDA_ZIP
-  "$SCRIPT" --stack-name "$1" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
-    --lambda-zip "$2" --timeout 3
+# deploy.sh with the options every deployment here needs, then OPTION...
+deploy() { # STACK_NAME LAMBDA_ZIP OPTION...
+  local name="$1" zip="$2"
+  shift 2
+  "$SCRIPT" --stack-name "$name" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
+    --lambda-zip "$zip" --timeout 3 "$@"
+}
+
+# The stack's parameters as one JSON object.
+stack_parameters() { # STACK_NAME
+  aws cloudformation describe-stacks --stack-name "$1" |
+    jq -c '.Stacks[0].Parameters | map({(.ParameterKey): .ParameterValue}) | add'
 }
 
 # Prints a new directory holding only links to the named commands (and bash, for the #!
@@ -92,10 +100,10 @@ path_with() { # COMMAND...
   run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef --ui-cidr 10.0.0.300/8
   [ "$status" -eq 2 ]
   [[ $stderr == *"--ui-cidr is not an IPv4 CIDR"* ]]
-  run --separate-stderr "$SCRIPT" --stack-name CloudExchange --vpc-id vpc-01234567 \
-    --subnets subnet-01234567,subnet-89abcdef --ui-cidr 10.0.0.0/8
+  run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef \
+    --ui-cidr 10.0.0.0/8 --env-name Prod
   [ "$status" -eq 2 ]
-  [[ $stderr == *"pass --env-name"* ]]
+  [[ $stderr == *"--env-name needs 1-16 lowercase letters"* ]]
   run --separate-stderr "$SCRIPT" "${base[@]}" --subnets subnet-01234567,subnet-89abcdef \
     --ui-cidr 10.0.0.0/8 --lambda-zip "${ROOT}/README.md"
   [ "$status" -eq 2 ]
@@ -154,10 +162,8 @@ path_with() { # COMMAND...
     jq -e '.ServerSideEncryptionConfiguration.Rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm == "AES256"'
   aws s3api get-public-access-block --bucket ce-artifacts-123456789012-us-east-1 |
     jq -e '.PublicAccessBlockConfiguration | [.[]] | all'
-  # The parameters reached the stack.
-  aws cloudformation describe-stacks --stack-name ce-ok | jq -e '.Stacks[0].Parameters
-    | map({(.ParameterKey): .ParameterValue}) | add
-    | .EnvironmentName == "ce-ok" and .UiIngressCidr == "10.42.0.0/16"'
+  # The parameters reached the stack; the environment is named after it.
+  stack_parameters ce-ok | jq -e '.EnvironmentName == "ce-ok" and .UiIngressCidr == "10.42.0.0/16"'
 
   run --separate-stderr deploy ce-ok "${BATS_FILE_TMPDIR}/answers.zip"
   [ "$status" -eq 0 ]
@@ -165,6 +171,27 @@ path_with() { # COMMAND...
   [[ $stderr == *"artifacts bucket: ce-artifacts-123456789012-us-east-1"* ]]
   [[ $output != *"UPDATE_IN_PROGRESS"* ]]
   [[ $output == *"Stack ce-ok: CREATE_COMPLETE"* ]]
+  [[ $output == *"scripts/create-service.sh --stack-name ce-ok --region us-east-1"* ]]
+}
+
+@test "an update applies what is given and keeps the environment name left out" {
+  run --separate-stderr deploy ce-keep "${BATS_FILE_TMPDIR}/answers.zip" --env-name keep
+  [ "$status" -eq 0 ]
+  run --separate-stderr deploy ce-keep "${BATS_FILE_TMPDIR}/answers.zip" --log-retention 30
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"updating stack ce-keep (now CREATE_COMPLETE)"* ]]
+  [[ $output =~ UPDATE_COMPLETE\ +AWS::CloudFormation::Stack\ +ce-keep ]]
+  [[ $output != *"CREATE_IN_PROGRESS"* ]] # only this operation's events
+  [[ $output == *"Stack ce-keep: UPDATE_COMPLETE"* ]]
+  stack_parameters ce-keep | jq -e '.EnvironmentName == "keep" and .LogRetentionInDays == "30"'
+}
+
+@test "a new stack whose name is no environment name needs --env-name" {
+  run --separate-stderr deploy CloudExchange "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"the stack name is not a valid environment name: pass --env-name"* ]]
+  run --separate-stderr aws cloudformation describe-stacks --stack-name CloudExchange
+  [ "$status" -ne 0 ]
 }
 
 @test "a custom resource without an answer: reasons, then ROLLBACK_COMPLETE explained with its delete command" {
