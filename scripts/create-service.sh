@@ -122,11 +122,14 @@ ensure_cluster() {
 
 # describe-task-definition on a family answers with its latest ACTIVE revision.
 latest_task_definition() {
-  local arn
-  arn="$(aws_cli ecs describe-task-definition --task-definition "$FAMILY" \
-    --query taskDefinition.taskDefinitionArn --output text 2>/dev/null)" ||
-    die "no ACTIVE task definition in family ${FAMILY}: run scripts/register-task-definition.sh --stack-name ${STACK_NAME}$(aws_args_text) first"
-  printf '%s\n' "$arn"
+  local arn err="${WORK_DIR}/task-definition.err"
+  if arn="$(aws_cli ecs describe-task-definition --task-definition "$FAMILY" \
+    --query taskDefinition.taskDefinitionArn --output text 2>"$err")"; then
+    printf '%s\n' "$arn"
+    return 0
+  fi
+  grep -q 'Unable to describe task definition' "$err" || { cat "$err" >&2; die "cannot read task definition family ${FAMILY}"; }
+  die "no ACTIVE task definition in family ${FAMILY}: run scripts/register-task-definition.sh --stack-name ${STACK_NAME}$(aws_args_text) first"
 }
 
 # The reference deployment's settings; a rolling update keeps the old task until the new
