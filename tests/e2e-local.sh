@@ -51,20 +51,28 @@ check() { # DESCRIPTION COMMAND...
 }
 
 cleanup() {
-  [[ -z $WATCHDOG ]] || kill "$WATCHDOG" 2>/dev/null || true
+  if [[ -n $WATCHDOG ]]; then
+    pkill -P "$WATCHDOG" 2>/dev/null || true
+    kill "$WATCHDOG" 2>/dev/null || true
+  fi
   local_aws_stop
   [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"
 }
 
-# The test stops itself (cleanup included) if it runs past its limit.
+# The test stops itself (cleanup included) if it runs past its limit. The watchdog holds no
+# output stream open, so a pipe reading the test ends with it.
 start_watchdog() {
   local test_pid=$$
   (
     sleep "$LIMIT_SECONDS"
-    printf 'error: the end-to-end test ran past %s seconds; stopping it\n' "$LIMIT_SECONDS" >&2
     kill -TERM "$test_pid"
-  ) &
+  ) >/dev/null 2>&1 &
   WATCHDOG=$!
+}
+
+stopped() {
+  printf 'error: stopped by SIGTERM (the watchdog sends it after %s seconds)\n' "$LIMIT_SECONDS" >&2
+  exit 143
 }
 
 setup() {
@@ -133,7 +141,7 @@ has_event() { # STACK LOGICAL_ID STATUS
 # Every directory and file the template's EfsTree declares exists with its owner and mode;
 # every file holds its declared content unless SKIP_CONTENT names it.
 tree_matches() { # TEMPLATE_JSON_FILE [SKIP_CONTENT]
-  local ok=0 path owner group mode kind content want got
+  local ok=0 path owner group mode kind want got
   while IFS=$'\t' read -r kind path owner group mode; do
     want="$(printf '%d:%d %04o' "$owner" "$group" "$((8#$mode))")"
     if [[ $kind == d && ! -d ${EFS_DIR}/${path} ]] || [[ $kind == f && ! -f ${EFS_DIR}/${path} ]]; then
@@ -143,10 +151,10 @@ tree_matches() { # TEMPLATE_JSON_FILE [SKIP_CONTENT]
     fi
     got="$(stat -c '%u:%g %04a' "${EFS_DIR}/${path}")"
     [[ $got == "$want" ]] || { printf '      %s is %s, declared %s\n' "$path" "$got" "$want"; ok=1; }
-    if [[ $kind == f && $path != "${2:-}" ]]; then
-      content="$(jq -j --arg p "$path" '.Resources.EfsTree.Properties.Files[] | select(.Path == $p) | .Content' "$1")"
-      [[ $(cat "${EFS_DIR}/${path}"; printf x) == "${content}x" ]] ||
-        { printf '      %s does not hold its declared content\n' "$path"; ok=1; }
+    if [[ $kind == f && $path != "${2:-}" ]] && ! cmp -s "${EFS_DIR}/${path}" <(jq -j --arg p "$path" \
+      '.Resources.EfsTree.Properties.Files[] | select(.Path == $p) | .Content' "$1"); then
+      printf '      %s does not hold its declared content\n' "$path"
+      ok=1
     fi
   done < <(jq -r '.Resources.EfsTree.Properties
       | (.Directories[] | ["d", .Path, .Owner, .Group, .Mode]),
@@ -171,7 +179,10 @@ service_runs() { # ARN
   local cluster
   cluster="$(output_of "$STACK" DefaultClusterName)"
   aws ecs describe-services --cluster "$cluster" --services cloud-exchange --output json |
-    jq -e --arg arn "$1" '.services[0] | .status == "ACTIVE" and .desiredCount == 1 and .taskDefinition == $arn' \
+    jq -e --arg arn "$1" --arg subnets "${NETWORK#* }" '.services[0]
+      | .networkConfiguration.awsvpcConfiguration as $net
+      | .status == "ACTIVE" and .desiredCount == 1 and .taskDefinition == $arn and .launchType == "FARGATE"
+        and ($net.subnets | sort) == ($subnets | split(",") | sort) and $net.assignPublicIp == "DISABLED"' \
       >/dev/null
 }
 
@@ -202,9 +213,10 @@ test_register_and_service() {
   check "register-task-definition.sh prints a task definition ARN" \
     log_holds <(printf '%s\n' "$arn") '^arn:aws:ecs:us-east-1:[0-9]{12}:task-definition/ce-e2e-cloud-exchange:[0-9]+$'
   check "the task definition mounts the stack's file system" registered_on_stack "$arn"
-  check "create-service.sh creates the service" \
-    env CREATE_SERVICE_POLL_SECONDS=1 scripts/create-service.sh --stack-name "$STACK" --timeout 2
-  check "the service is ACTIVE with 1 task on that revision" service_runs "$arn"
+  # No container runs locally (no container runtime), so the service is not waited for.
+  check "create-service.sh creates the service" scripts/create-service.sh --stack-name "$STACK" --no-wait
+  check "the service is ACTIVE: 1 FARGATE task on that revision, the stack's subnets, no public IP" \
+    service_runs "$arn"
 }
 
 test_update() {
@@ -259,7 +271,7 @@ main() {
   esac
   trap cleanup EXIT
   trap 'exit 130' INT
-  trap 'exit 143' TERM
+  trap stopped TERM
   start_watchdog
   setup
   test_create

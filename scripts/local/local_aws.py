@@ -75,7 +75,8 @@ from moto.awslambda.utils import get_backend as lambda_backend  # noqa: E402
 from moto.cloudformation import models as cfn_models  # noqa: E402
 from moto.cloudformation import parsing, urls  # noqa: E402
 from moto.cloudformation.custom_model import CustomModel  # noqa: E402
-from moto.cloudformation.exceptions import UnformattedGetAttTemplateException  # noqa: E402
+from moto.cloudformation.exceptions import UnformattedGetAttTemplateException, ValidationError  # noqa: E402
+from moto.cloudformation.responses import CloudFormationResponse  # noqa: E402
 from moto.core.common_models import CloudFormationModel  # noqa: E402
 from moto.efs import models as efs_models  # noqa: E402
 from moto.logs.models import logs_backends  # noqa: E402
@@ -766,6 +767,18 @@ def _outputs_when_complete(self: Any) -> Any:
 
 
 cfn_models.Stack.outputs = property(_outputs_when_complete)
+
+
+def _validate_different_update(self: Any, incoming_params: list[dict[str, Any]] | None,
+                               stack_body: str, old_stack: Any) -> None:
+    """Gap: moto compares the parameters passed with the resolved ones (defaults added, lists
+    split, numbers parsed), so re-deploying an unchanged stack is never "No updates"."""
+    previous = old_stack.resource_map.input_parameters
+    if old_stack.template == stack_body and self._get_param_values(incoming_params or [], previous) == previous:
+        raise ValidationError(old_stack.name, message="No updates are to be performed.")
+
+
+CloudFormationResponse._validate_different_update = _validate_different_update
 
 
 # ------------------------------------------------------------------------ server
