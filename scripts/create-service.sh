@@ -20,7 +20,7 @@ REGION_ARG=""
 PROFILE_ARG=""
 WAIT=true
 DRY_RUN=false
-TIMEOUT_MINUTES=20
+TIMEOUT=20
 WORK_DIR=""
 FAMILY=""
 NETWORK=""
@@ -42,7 +42,8 @@ Options:
   --no-wait            return once the service is created or updated
   --dry-run            print the CreateService (or UpdateService) input on stdout and
                        change nothing (the stack and the task definition are still read)
-  --timeout MINUTES    how long to wait for a stable service (default: 20)
+  --timeout MINUTES    how long to wait for a stable service (default: 20; "90s" for
+                       seconds)
   --region REGION      AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, aws configure)
   --profile PROFILE    AWS CLI profile
   -h, --help           this text
@@ -71,7 +72,7 @@ parse_args() {
           --service) SERVICE="$2" ;;
           --region) REGION_ARG="$2" ;;
           --profile) PROFILE_ARG="$2" ;;
-          --timeout) TIMEOUT_MINUTES="$2" ;;
+          --timeout) TIMEOUT="$2" ;;
         esac
         shift 2
         ;;
@@ -82,7 +83,7 @@ parse_args() {
   [[ $SERVICE =~ ^[A-Za-z][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--service is not a valid service name: $SERVICE"
   [[ -z $CLUSTER || $CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$ ]] ||
     usage_error "--cluster is not a valid cluster name: $CLUSTER"
-  [[ $TIMEOUT_MINUTES =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout needs a number of minutes: $TIMEOUT_MINUTES"
+  is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
 }
 
 # Sets the network and task definition settings from the stack's outputs.
@@ -178,11 +179,11 @@ describe_service() {
 # polled here so the service's own events print as they come and the wait is bounded;
 # exits non-zero, with the reasons it can find, when the service is not stable in time.
 wait_until_stable() {
-  local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) service seen="${WORK_DIR}/seen-events" line
+  local deadline=$((SECONDS + $(duration_seconds "$TIMEOUT"))) service seen="${WORK_DIR}/seen-events" line
   touch "$seen"
   # Events from before this run are history, not progress.
   describe_service | jq -r '.events[]?.id' >"$seen"
-  log "waiting for service ${SERVICE} to be stable (up to ${TIMEOUT_MINUTES} minutes)"
+  log "waiting for service ${SERVICE} to be stable (up to $(duration_text "$TIMEOUT"))"
   while true; do
     service="$(describe_service)"
     jq -r '.events // [] | reverse | .[] | "\(.id)\t\(.createdAt)\t\(.message)"' <<<"$service" |
@@ -206,7 +207,7 @@ wait_until_stable() {
 
 explain_not_stable() { # PROGRESS_LINE
   local stopped
-  printf 'error: service %s is not stable after %s minutes (%s).\n' "$SERVICE" "$TIMEOUT_MINUTES" "$1" >&2
+  printf 'error: service %s is not stable after %s (%s).\n' "$SERVICE" "$(duration_text "$TIMEOUT")" "$1" >&2
   printf 'Recent service events:\n' >&2
   describe_service | jq -r 'if (.events // []) == [] then "  (none)"
     else .events[:5][] | "  \(.createdAt[0:19])  \(.message)" end' >&2

@@ -33,7 +33,7 @@ UI_CIDR=""
 ROUTE_TABLES=""
 LOG_RETENTION=""
 LAMBDA_ZIP_ARG=""
-TIMEOUT_MINUTES=60
+TIMEOUT=60
 
 ACCOUNT_ID=""
 PARTITION=""
@@ -68,7 +68,8 @@ Options:
   --log-retention DAYS     CloudWatch Logs retention (default: the template's, 90, also when
                            updating)
   --lambda-zip FILE        use this Lambda archive instead of building one (skips cargo)
-  --timeout MINUTES        stop following the stack after this long (default: 60)
+  --timeout MINUTES        stop following the stack after this long (default: 60; "90s"
+                           for seconds)
   --region REGION          AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, aws configure)
   --profile PROFILE        AWS CLI profile
   -h, --help               this text
@@ -113,7 +114,7 @@ set_option() { # FLAG VALUE
     --route-tables) ROUTE_TABLES="$2" ;;
     --log-retention) LOG_RETENTION="$2" ;;
     --lambda-zip) LAMBDA_ZIP_ARG="$2" ;;
-    --timeout) TIMEOUT_MINUTES="$2" ;;
+    --timeout) TIMEOUT="$2" ;;
   esac
 }
 
@@ -136,7 +137,7 @@ validate_args() {
     usage_error "--route-tables needs route table ids separated by commas: $ROUTE_TABLES"
   [[ -z $LOG_RETENTION || $LOG_RETENTION =~ ^[1-9][0-9]*$ ]] ||
     usage_error "--log-retention needs a number of days: $LOG_RETENTION"
-  [[ $TIMEOUT_MINUTES =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout needs a number of minutes: $TIMEOUT_MINUTES"
+  is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
   [[ -z $LAMBDA_ZIP_ARG || -f $LAMBDA_ZIP_ARG ]] || usage_error "--lambda-zip: no such file: $LAMBDA_ZIP_ARG"
   [[ -z $LAMBDA_ZIP_ARG || $(head -c 2 "$LAMBDA_ZIP_ARG") == PK ]] ||
     usage_error "--lambda-zip is not a zip archive: $LAMBDA_ZIP_ARG"
@@ -361,7 +362,7 @@ print_events() {
 # non-zero unless it completed. The custom resource's Lambda log is read as soon as it
 # fails, before a rollback deletes its log group.
 wait_for_stack() {
-  local deadline=$((SECONDS + TIMEOUT_MINUTES * 60)) stack status events
+  local deadline=$((SECONDS + $(duration_seconds "$TIMEOUT"))) stack status events
   while true; do
     # Status first, events second: the events of a settled stack are then all printed.
     stack="$(stack_describe "$STACK_ID")"
@@ -385,8 +386,8 @@ wait_for_stack() {
         ;;
     esac
     if ((SECONDS >= deadline)); then
-      printf 'error: stack %s is still %s after %s minutes; it carries on without this script.\n' \
-        "$STACK_NAME" "$status" "$TIMEOUT_MINUTES" >&2
+      printf 'error: stack %s is still %s after %s; it carries on without this script.\n' \
+        "$STACK_NAME" "$status" "$(duration_text "$TIMEOUT")" >&2
       printf 'Follow it with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
         "$STACK_NAME" "$(aws_args_text)" >&2
       exit 1

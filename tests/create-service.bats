@@ -94,7 +94,7 @@ setup() {
   [[ $stderr == *"--stack-name is required"* ]]
   run --separate-stderr "$SCRIPT" --stack-name ce --timeout soon
   [ "$status" -eq 2 ]
-  [[ $stderr == *"--timeout needs a number of minutes"* ]]
+  [[ $stderr == *"--timeout needs minutes (or seconds, like 90s)"* ]]
 }
 
 @test "without aws on PATH it says what to install" {
@@ -171,9 +171,10 @@ validate_parameters(json.load(sys.stdin), model.operation_model("CreateService")
 @test "a service that never becomes stable: the wait ends and says what it saw" {
   export AWS_ENDPOINT_URL="$STUCK_URL"
   register_task_definition ce-cloud-exchange
-  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 1
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 5s
   [ "$status" -eq 1 ]
-  [[ $stderr == *"error: service cloud-exchange is not stable after 1 minutes (running 0/1, pending 1, deployments 1)."* ]]
+  [[ $stderr == *"waiting for service cloud-exchange to be stable (up to 5 seconds)"* ]]
+  [[ $stderr == *"error: service cloud-exchange is not stable after 5 seconds (running 0/1, pending 1, deployments 1)."* ]]
   [[ $stderr == *"Recent service events:"* ]]
   [[ $stderr == *"aws ecs describe-services --cluster ce-cloud-exchange --services cloud-exchange --region us-east-1"* ]]
 }

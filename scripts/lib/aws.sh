@@ -40,6 +40,11 @@ aws_setup() { # REGION PROFILE
 
 aws_cli() { aws "${AWS_ARGS[@]}" "$@"; }
 
+# --timeout values: minutes, or seconds with an "s" suffix ("20", "90s").
+is_duration() { [[ $1 =~ ^[1-9][0-9]*s?$ ]]; }
+duration_seconds() { if [[ $1 == *s ]]; then printf '%s\n' "${1%s}"; else printf '%s\n' "$(($1 * 60))"; fi; }
+duration_text() { if [[ $1 == *s ]]; then printf '%s seconds\n' "${1%s}"; else printf '%s minutes\n' "$1"; fi; }
+
 # The same options as a string, for commands printed for the user to run.
 aws_args_text() { printf ' %q' "${AWS_ARGS[@]}"; }
 
