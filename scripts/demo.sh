@@ -90,7 +90,7 @@ print_tree() {
 print_outputs() {
   printf '\nStack outputs:\n'
   aws cloudformation describe-stacks --stack-name "$STACK_NAME" --output text \
-    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' | sort | sed 's/^/  /'
+    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' | sort | awk -F'\t' '{ printf "  %-34s %s\n", $1, $2 }'
 }
 
 keep_running() {
