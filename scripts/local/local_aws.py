@@ -15,12 +15,15 @@ version is refused, because the patches reach into its internals):
   ``aws cloudformation package``) is started under runtime_api.invoke_once with
   the function's environment, ``EFS_MOUNT_PATH`` pointing at ``--efs-dir`` (the
   folder standing in for EFS). It PUTs its answer to a ResponseURL shaped like
-  CloudFormation's pre-signed S3 URL, served here. A FAILED answer, no answer or
-  an invalid one fails the resource with its Reason and the stack rolls back.
-* Stack lifecycle: per-resource events, rollback after a failed create or
-  update, custom resources deleted before the functions that back them,
-  ``DELETE_SKIPPED`` for retained resources, no outputs (and no lazy re-creation
-  of resources by moto) once a stack has rolled back or been deleted.
+  CloudFormation's pre-signed S3 URL, served here; as S3 would, it is refused
+  unless used byte for byte and without a Content-Type. A FAILED answer, no
+  answer or an invalid one fails the resource with its Reason; the stack rolls back.
+* Stack lifecycle: per-resource events (types moto does not model show as
+  "not emulated"), rollback after a failed create or update, custom resources
+  deleted before the functions that back them, ``DELETE_SKIPPED`` for retained
+  resources, no outputs (and no lazy re-creation of resources by moto) once a
+  stack has rolled back or been deleted, "No updates are to be performed" for an
+  unchanged stack, ``!Ref AWS::NoValue`` dropped from lists.
 
 The custom resource runs synchronously inside the CreateStack/UpdateStack/
 DeleteStack call (the function takes milliseconds here): moto creates every
@@ -660,8 +663,9 @@ parsing.ResourceMap.delete = _delete_map_in_order
 
 
 def _freeze(stack: Any) -> None:
-    """Once rolled back or deleted nothing is left to build: moto's resource map is lazy and
-    would create resources again (and send Create) when describe-stacks reads outputs."""
+    """Gap: moto's resource map is lazy, so describe-stack-resources (or outputs not read
+    before) on a deleted or rolled-back stack creates its resources again (and would send
+    Create to a custom resource). Once rolled back or deleted, nothing is left to build."""
     stack.resource_map._resource_json_map = {}
     stack.output_map = cfn_models.OutputMap(stack.resource_map, {}, stack.stack_id)
 
