@@ -41,7 +41,7 @@ parse_args() {
 rust_format() { cargo fmt --all -- --check; }
 rust_lint() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 rust_tests() { cargo test --workspace --locked; }
-shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh tests/*.sh; }
+shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bats tests/fixtures/*.sh; }
 lambda_invoke() { tests/lambda-invoke.sh; }
 templates() { tests/check-cfn.sh; }
 script_tests() { bats tests/*.bats; }
