@@ -300,6 +300,10 @@ def spread(values: list[float]) -> str:
     return f"{num(statistics.median(values))} ({num(min(values))}–{num(max(values))})"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def ratio(python: float, ours: float) -> str:
     return f"{python / ours:.1f}x" if ours > 0 else "n/a"
 
@@ -358,14 +362,15 @@ def report_scaling(cast: list[Contestant], sizes: list[int], by_size: dict[int, 
 
 
 def growth(marginal: list[float]) -> str:
-    """Linear when the per-entry cost of each step stays within 2x of the first step's."""
+    """Linear when each step's per-entry cost stays within 2x of the first step's."""
     if len(marginal) < 2:
         return "n/a (needs 3 sizes)"
-    if marginal[0] <= 0:
-        return "inconclusive (first step within noise)"
-    worst = max(abs(v / marginal[0]) for v in marginal[1:])
-    best = min(v / marginal[0] for v in marginal[1:])
-    return "linear" if worst <= 2 and best >= 0.5 else ("super-linear" if worst > 2 else "sub-linear")
+    if any(v <= 0 for v in marginal):
+        return "inconclusive (a step within noise)"
+    ratios = [v / marginal[0] for v in marginal[1:]]
+    if max(ratios) > 2:
+        return "super-linear"
+    return "linear" if min(ratios) >= 0.5 else "sub-linear"
 
 
 def machine(tree_dir: str) -> str:
@@ -391,6 +396,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True, type=Path, help="the release bootstrap built for this host")
     parser.add_argument("--runs", type=int, default=20, help="cold runs per contestant and tree (default 20)")
+    parser.add_argument("--scale-runs", type=int, default=10, help="cold runs per contestant and size in the scaling runs (default 10)")
     parser.add_argument("--sizes", default="10,100,1000", help="tree sizes for the scaling runs, comma-separated; empty to skip")
     parser.add_argument(
         "--tree-dir",
@@ -400,8 +406,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter with awslambdaric and crhelper (default: this one)")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.scale_runs < 1:
+        parser.error("--runs and --scale-runs must be at least 1")
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     except ValueError:
@@ -415,19 +421,18 @@ def main(argv: list[str]) -> int:
 
     cast = contestants(args.bootstrap.resolve(), args.python)
     tree, source = ce_tree()
-    runs_text = f"{args.runs} cold run{'s' if args.runs > 1 else ''}"
     print(f"machine: {machine(args.tree_dir)}")
     if os.geteuid() != 0:
         print("not root: entries are declared with the runner's own uid/gid instead of 1001")
     print()
     try:
         with Receiver() as receiver:
-            print(f"== CE tree: {entry_count(tree)} entries from {source}; {runs_text} per contestant ==")
+            print(f"== CE tree: {entry_count(tree)} entries from {source}; {plural(args.runs, 'cold run')} per contestant ==")
             report_main(cast, measure(cast, owned_by_runner(tree), args.runs, receiver, args.tree_dir))
             if sizes:
                 print()
-                print(f"== scaling: generated trees of {', '.join(map(str, sizes))} entries; {runs_text} each ==")
-                by_size = {n: measure(cast, owned_by_runner(generated_tree(n)), args.runs, receiver, args.tree_dir) for n in sizes}
+                print(f"== scaling: generated trees of {', '.join(map(str, sizes))} entries; {plural(args.scale_runs, 'cold run')} each ==")
+                by_size = {n: measure(cast, owned_by_runner(generated_tree(n)), args.scale_runs, receiver, args.tree_dir) for n in sizes}
                 report_scaling(cast, sizes, by_size)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)

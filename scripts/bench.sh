@@ -10,18 +10,20 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib/tools.sh"
 
 RUNS=20
+SCALE_RUNS=10
 SIZES="10,100,1000"
 TREE_DIR="${TMPDIR:-/tmp}"
 
 usage() {
   cat <<USAGE
-Usage: scripts/bench.sh [--runs N] [--sizes LIST] [--tree-dir DIR] [--help]
+Usage: scripts/bench.sh [--runs N] [--scale-runs N] [--sizes LIST] [--tree-dir DIR] [--help]
 
 Builds the release bootstrap for this host, then times N cold runs per contestant of a
-CloudFormation Create for the template's CE tree, and the same for generated trees of
-each size in LIST. Prints medians (min–max) of init, time-to-signal, peak RSS, the
+CloudFormation Create for the template's CE tree, then the same (--scale-runs times) for
+generated trees of each size in LIST. Prints medians (min–max) of init, time-to-signal, peak RSS, the
 package sizes and the ratios Python / Rust.
   --runs N        cold runs per contestant and tree (default ${RUNS})
+  --scale-runs N  cold runs per contestant and size in the scaling runs (default ${SCALE_RUNS})
   --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
   --tree-dir DIR  where each run's fresh mount directory is made (default ${TREE_DIR});
                   a tmpfs such as /dev/shm takes the disk's flush latency out of the numbers
@@ -33,6 +35,7 @@ parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; RUNS="$2"; shift 2 ;;
+      --scale-runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SCALE_RUNS="$2"; shift 2 ;;
       --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SIZES="$2"; shift 2 ;;
       --tree-dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; TREE_DIR="$2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
@@ -40,6 +43,7 @@ parse_args() {
     esac
   done
   [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '${RUNS}'"
+  [[ "$SCALE_RUNS" =~ ^[1-9][0-9]*$ ]] || die "--scale-runs expects a positive integer, got '${SCALE_RUNS}'"
   [[ -d "$TREE_DIR" ]] || die "--tree-dir ${TREE_DIR} is not a directory"
 }
 
@@ -55,8 +59,8 @@ build_bootstrap() {
 run_harness() {
   local bootstrap="$1"
   printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "$bootstrap")"
-  python "${ROOT}/bench/harness.py" --bootstrap "$bootstrap" --runs "$RUNS" --sizes "$SIZES" \
-    --tree-dir "$TREE_DIR"
+  python "${ROOT}/bench/harness.py" --bootstrap "$bootstrap" --runs "$RUNS" --scale-runs "$SCALE_RUNS" \
+    --sizes "$SIZES" --tree-dir "$TREE_DIR"
 }
 
 main() {
