@@ -82,10 +82,11 @@ class InvocationResult:
 class _Invocation:
     """Shared state between the HTTP handler threads and invoke_once."""
 
-    def __init__(self, event: bytes, deadline_ms: int) -> None:
+    def __init__(self, event: bytes, deadline_ms: int, function_arn: str) -> None:
         self.request_id = str(uuid.uuid4())
         self.event = event
         self.deadline_ms = deadline_ms
+        self.function_arn = function_arn
         self.lock = threading.Lock()
         self.handed_out = False
         self.first_next_ns: int | None = None
@@ -157,9 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "Lambda-Runtime-Aws-Request-Id": inv.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(deadline),
-                "Lambda-Runtime-Invoked-Function-Arn": (
-                    f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}"
-                ),
+                "Lambda-Runtime-Invoked-Function-Arn": inv.function_arn,
                 "Lambda-Runtime-Trace-Id": (
                     f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
                 ),
@@ -258,16 +257,19 @@ def invoke_once(
     if os.sep in command[0]:
         # A relative program path means the caller's directory, not ``cwd``.
         command = [os.path.abspath(command[0]), *command[1:]]
-    inv = _Invocation(json.dumps(event).encode(), deadline_ms)
+    inv = _Invocation(json.dumps(event).encode(), deadline_ms, "")
     server = _Server(inv)
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     serving.start()
-    runtime_api = f"127.0.0.1:{server.server_address[1]}"
+    process_env = lambda_environment(f"127.0.0.1:{server.server_address[1]}", env or {})
+    inv.function_arn = (
+        f"arn:aws:lambda:{process_env['AWS_REGION']}:{ACCOUNT_ID}:function:{process_env['AWS_LAMBDA_FUNCTION_NAME']}"
+    )
     with tempfile.TemporaryFile() as logs:
         started = time.monotonic_ns()
         proc = subprocess.Popen(
             command,
-            env=lambda_environment(runtime_api, env or {}),
+            env=process_env,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=logs,
