@@ -82,11 +82,11 @@ class InvocationResult:
 class _Invocation:
     """Shared state between the HTTP handler threads and invoke_once."""
 
-    def __init__(self, event: bytes, deadline_ms: int, function_arn: str) -> None:
+    def __init__(self, event: bytes, deadline_ms: int) -> None:
         self.request_id = str(uuid.uuid4())
         self.event = event
         self.deadline_ms = deadline_ms
-        self.function_arn = function_arn
+        self.function_arn = ""  # set once the process environment is known
         self.lock = threading.Lock()
         self.handed_out = False
         self.first_next_ns: int | None = None
@@ -257,7 +257,7 @@ def invoke_once(
     if os.sep in command[0]:
         # A relative program path means the caller's directory, not ``cwd``.
         command = [os.path.abspath(command[0]), *command[1:]]
-    inv = _Invocation(json.dumps(event).encode(), deadline_ms, "")
+    inv = _Invocation(json.dumps(event).encode(), deadline_ms)
     server = _Server(inv)
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     serving.start()
