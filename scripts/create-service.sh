@@ -52,12 +52,6 @@ Run scripts/register-task-definition.sh --stack-name NAME first.
 USAGE
 }
 
-usage_error() {
-  printf 'error: %s\n\n' "$1" >&2
-  usage >&2
-  exit 2
-}
-
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in

@@ -80,12 +80,6 @@ Needs: aws, jq; to build: cargo, cargo-lambda and zig (pip install cargo-lambda 
 USAGE
 }
 
-usage_error() {
-  printf 'error: %s\n\n' "$1" >&2
-  usage >&2
-  exit 2
-}
-
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in

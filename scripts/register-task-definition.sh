@@ -70,12 +70,6 @@ the secret ARNs, ...) or one of these variables:
 USAGE
 }
 
-usage_error() {
-  printf 'error: %s\n' "$1" >&2
-  usage >&2
-  exit 2
-}
-
 cleanup() { [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"; }
 
 # Takes the value of option $1 from $2, refusing a missing or empty one.

@@ -13,6 +13,8 @@ PROFILE=""
 log() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# Bad command-line input: the problem, then the calling script's usage(), exit 2.
+usage_error() { printf 'error: %s\n\n' "$1" >&2; usage >&2; exit 2; }
 
 # Fails with one line naming the missing command and how to get it.
 require_command() { # NAME HINT
