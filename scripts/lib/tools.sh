@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Installs, on a fresh machine, what the project's scripts need: Debian packages
-# (jq, shellcheck, bats) and a Python venv under .venv with requirements-dev.txt.
+# (jq, shellcheck, bats) and a Python venv under .venv with requirements-dev.txt, every
+# version fixed by requirements-dev.lock (pip freeze) so pip never backtracks on a new machine.
 # Sourced by demo.sh, test.sh and bench.sh; every step is skipped when already done.
 
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,7 +28,7 @@ ensure_debian_packages() {
 # The venv is rebuilt only when requirements-dev.txt changes (its hash is stamped inside).
 ensure_venv() {
   local stamp="${VENV}/.requirements.sha256" want
-  want="$(sha256sum "${TOOLS_ROOT}/requirements-dev.txt" | cut -d' ' -f1)"
+  want="$(cat "${TOOLS_ROOT}/requirements-dev.txt" "${TOOLS_ROOT}/requirements-dev.lock" | sha256sum | cut -d' ' -f1)"
   if [[ -x "${VENV}/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
@@ -36,7 +37,8 @@ ensure_venv() {
   local real
   real="$(readlink -f "$VENV")"
   python3 -m venv "$real"
-  "${real}/bin/pip" install -q --disable-pip-version-check -r "${TOOLS_ROOT}/requirements-dev.txt"
+  "${real}/bin/pip" install -q --disable-pip-version-check \
+    -r "${TOOLS_ROOT}/requirements-dev.txt" -c "${TOOLS_ROOT}/requirements-dev.lock"
   printf '%s\n' "$want" >"$stamp"
 }
 
