@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What deploy.sh and create-service.sh share: messages, one way to call the AWS CLI (the
-# region and profile are resolved once and passed on every call), and reading a stack.
+# What deploy.sh, create-service.sh and register-task-definition.sh share: one way to call
+# the AWS CLI (region and profile resolved once, passed on every call), and reading a stack.
 # Sourced only; defines functions and AWS_ARGS, runs nothing.
 #
 # The AWS CLI honours AWS_ENDPOINT_URL (botocore >= 1.31), which is how demo.sh points these
@@ -10,11 +10,8 @@ AWS_ARGS=()
 REGION=""
 PROFILE=""
 
-log() { printf '==> %s\n' "$*" >&2; }
-warn() { printf 'warning: %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-# Bad command-line input: the problem, then the calling script's usage(), exit 2.
-usage_error() { printf 'error: %s\n\n' "$1" >&2; usage >&2; exit 2; }
+# shellcheck source=scripts/lib/messages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/messages.sh"
 
 # Fails with one line naming the missing command and how to get it.
 require_command() { # NAME HINT

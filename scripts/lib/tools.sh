@@ -8,8 +8,8 @@ TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${TOOLS_ROOT}/.venv"
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME}/.cache}/ce-fargate"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib/messages.sh
+source "${TOOLS_ROOT}/scripts/lib/messages.sh"
 
 ensure_debian_packages() {
   local missing=() pkg
