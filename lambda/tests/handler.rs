@@ -2,9 +2,11 @@
 //! comes out at the ResponseURL. Create/Update go through the real reconciler on a temp
 //! dir and a signature-checking S3 server; faults use a scripted endpoint.
 
+mod common;
+
 use ce_efs_tree::handler::{Handler, HandlerError};
-use ce_efs_tree::response::{ResponseSender, RetryPolicy};
 use ce_efs_tree::tree::TreeReport;
+use common::sender;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -14,15 +16,6 @@ use tokio::time::Instant;
 
 const STACK_ID: &str =
     "arn:aws:cloudformation:us-east-1:123456789012:stack/ce/5b6c6a40-0000-11ef-9f1a-0a1b2c3d4e5f";
-
-fn sender() -> ResponseSender {
-    ResponseSender::new(RetryPolicy {
-        attempt_timeout: Duration::from_millis(400),
-        first_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-    })
-    .expect("client builds")
-}
 
 fn event(request_type: &str, response_url: &str, properties: Value) -> Value {
     json!({

@@ -1,7 +1,10 @@
 //! Response delivery on the wire: against a signature-checking S3 server (s3s-fs), and
 //! against scripted endpoints that fail on purpose. Every test is bounded to seconds.
 
-use ce_efs_tree::response::{DeliveryError, Response, ResponseSender, RetryPolicy, Status};
+mod common;
+
+use ce_efs_tree::response::{DeliveryError, Response, Status};
+use common::sender;
 use std::collections::HashMap;
 use std::time::Duration;
 use testkit::scripted::{ScriptedServer, Step};
@@ -26,16 +29,6 @@ fn response() -> Response {
 
 fn body() -> Vec<u8> {
     response().to_body().expect("body encodes")
-}
-
-/// Short timeouts so that fault tests finish in well under a few seconds.
-fn sender() -> ResponseSender {
-    ResponseSender::new(RetryPolicy {
-        attempt_timeout: Duration::from_millis(400),
-        first_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-    })
-    .expect("client builds")
 }
 
 fn in_secs(secs: f64) -> Instant {
