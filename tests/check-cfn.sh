@@ -2,8 +2,9 @@
 # Checks cfn/ offline: cfn-lint (no error, no warning), checkov (no failed check; skips
 # only inline with a reason), the task definition rendered from the fixture stack validated
 # against botocore's ECS RegisterTaskDefinition model, and the consistency checks of
-# tests/check_cfn.py. Then proves each check can fail: cfn-lint and checkov on a broken
-# copy of the template, and check_cfn.py's self-test (one planted fault per check).
+# tests/check_cfn.py and the values AWS's APIs constrain (tests/check_api_constraints.py).
+# Then proves each check can fail: cfn-lint and checkov on a broken copy of the template,
+# and the self-tests of both Python checks (one planted fault per check).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,6 +78,11 @@ self_test() {
   python "${ROOT}/tests/check_cfn.py" self-test --rendered "$RENDERED"
 }
 
+# Values the AWS APIs would refuse although cfn-lint passes them (botocore's models).
+api_constraints() { python "${ROOT}/tests/check_api_constraints.py" check; }
+
+api_constraints_self_test() { python "${ROOT}/tests/check_api_constraints.py" self-test; }
+
 main() {
   case "${1:-}" in
     "") ;;
@@ -90,7 +96,7 @@ main() {
 
   local step failed=()
   for step in cfn_lint checkov_scan render_task_definition check_consistency \
-    broken_template_rejected self_test; do
+    broken_template_rejected self_test api_constraints api_constraints_self_test; do
     log "check-cfn: ${step}"
     if ! "$step"; then
       failed+=("$step")
