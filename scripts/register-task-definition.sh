@@ -12,14 +12,13 @@ source "${ROOT}/scripts/lib/aws.sh"
 
 TASK_DEFINITION_TEMPLATE="${ROOT}/cfn/CloudExchangeTaskDefinition.json"
 
-# CE's published images: core and ui from Netskope's Docker Hub organisation, MongoDB and
-# RabbitMQ as the bitnami images CE's layout is written for (their environment variables,
-# uid 1001 and /bitnami paths). Bitnami moved its versioned tags to docker.io/bitnamilegacy
-# in 2025; pin a digest or mirror the images into ECR for production.
-DEFAULT_IMAGE_CORE="docker.io/netskopetechnicalalliances/cloudexchange:core3-latest"
-DEFAULT_IMAGE_UI="docker.io/netskopetechnicalalliances/cloudexchange:ui3-latest"
-DEFAULT_IMAGE_MONGODB="docker.io/bitnamilegacy/mongodb:4.4"
-DEFAULT_IMAGE_RABBITMQ="docker.io/bitnamilegacy/rabbitmq:3.9"
+# Cloud Exchange 6.1.0's four images, as its setup script names them (Docker Hub, x86-64:
+# CE supports only x86 with AVX since 4.1). Mirror them into ECR or pin digests for
+# production; an upgrade is a new revision with new --image-* values (see the README).
+DEFAULT_IMAGE_CORE="docker.io/netskopetechnicalalliances/cloudexchange:core6-6.1.0"
+DEFAULT_IMAGE_UI="docker.io/netskopetechnicalalliances/cloudexchange:ui6-6.1.0"
+DEFAULT_IMAGE_MONGODB="docker.io/netskopetechnicalalliances/cloudexchange:mongo6-6.1.0-8.0.18"
+DEFAULT_IMAGE_RABBITMQ="docker.io/netskopetechnicalalliances/cloudexchange:rabbitmq6-6.1.0-4.2.2"
 
 STACK_NAME=""
 REGION_ARG=""
@@ -33,6 +32,10 @@ IMAGE_MONGODB="$DEFAULT_IMAGE_MONGODB"
 IMAGE_RABBITMQ="$DEFAULT_IMAGE_RABBITMQ"
 CPU=""
 MEMORY=""
+CE_PROFILE=""
+MEMORY_RABBITMQ=""
+MEMORY_MONGODB=""
+MEMORY_CORE=""
 WORK_DIR=""
 
 usage() {
@@ -52,20 +55,25 @@ Options:
   --outputs-file FILE    read the stack from FILE (what 'aws cloudformation describe-stacks'
                          prints) instead of calling AWS
   --dry-run              print the rendered task definition on stdout; register nothing
-  --size SIZE            task size: small, medium (default) or large; see below
+  --size SIZE            task size: medium (default) or large; see below
   --image-core URI       core image   (default ${DEFAULT_IMAGE_CORE})
   --image-ui URI         ui image     (default ${DEFAULT_IMAGE_UI})
   --image-mongodb URI    MongoDB image (default ${DEFAULT_IMAGE_MONGODB})
   --image-rabbitmq URI   RabbitMQ image (default ${DEFAULT_IMAGE_RABBITMQ})
   -h, --help             this text
 
-Sizes (Fargate task cpu units / memory MiB):
-  small 2048/4096   medium 4096/8192 (the reference deployment's)   large 8192/16384
+Sizes, Cloud Exchange 6.1's two profiles (Fargate task cpu units / memory MiB):
+  medium 8192/16384 (8 vCPU, 16 GB)   large 16384/32768 (16 vCPU, 32 GB)
+The containers' memory limits split the task's memory as CE's setup splits the host's:
+rabbitmq 6/32, mongodb 4/32, core 18/32, ui 256 MiB; the rest is headroom for the init
+containers (seed-plugins 512 MiB) and the Fargate agent.
 
 Placeholders: every \${Name} in the template is a stack output (FileSystemId, TaskRoleArn,
 the secret ARNs, ...) or one of these variables:
   Region        the stack's region, from its StackId
   Cpu, Memory   from --size
+  CeProfile     Medium or Large, from --size (CE_PROFILE, as CE's setup names the profile)
+  MemoryRabbitmq, MemoryMongodb, MemoryCore   container memory limits (MiB) from --size
   ImageCore, ImageUi, ImageMongodb, ImageRabbitmq   from the --image-* options
 USAGE
 }
@@ -104,14 +112,17 @@ parse_args() {
   size_to_cpu_memory
 }
 
-# Fargate cpu/memory pairs; each is a valid Fargate combination.
+# CE 6.1's profiles as Fargate cpu/memory pairs (both valid Fargate combinations), and the
+# containers' shares of the memory after setup's assign_memory_to_rabbitmq_container.
 size_to_cpu_memory() {
   case "$SIZE" in
-    small) CPU=2048 MEMORY=4096 ;;
-    medium) CPU=4096 MEMORY=8192 ;;
-    large) CPU=8192 MEMORY=16384 ;;
-    *) usage_error "--size must be small, medium or large, not '${SIZE}'" ;;
+    medium) CPU=8192 MEMORY=16384 CE_PROFILE=Medium ;;
+    large) CPU=16384 MEMORY=32768 CE_PROFILE=Large ;;
+    *) usage_error "--size must be medium or large, not '${SIZE}'" ;;
   esac
+  MEMORY_RABBITMQ=$((MEMORY * 6 / 32))
+  MEMORY_MONGODB=$((MEMORY * 4 / 32))
+  MEMORY_CORE=$((MEMORY * 18 / 32))
 }
 
 # Prints the stack (Stacks[0] of describe-stacks) as one JSON line, from the file or AWS.
@@ -152,7 +163,8 @@ check_status() { # STACK_JSON
 # their placeholders stay and are reported.
 placeholder_values() { # STACK_JSON
   jq -c \
-    --arg Cpu "$CPU" --arg Memory "$MEMORY" \
+    --arg Cpu "$CPU" --arg Memory "$MEMORY" --arg CeProfile "$CE_PROFILE" \
+    --arg MemoryRabbitmq "$MEMORY_RABBITMQ" --arg MemoryMongodb "$MEMORY_MONGODB" --arg MemoryCore "$MEMORY_CORE" \
     --arg ImageCore "$IMAGE_CORE" --arg ImageUi "$IMAGE_UI" \
     --arg ImageMongodb "$IMAGE_MONGODB" --arg ImageRabbitmq "$IMAGE_RABBITMQ" \
     '((.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {})
@@ -162,11 +174,15 @@ placeholder_values() { # STACK_JSON
 }
 
 # Replaces every ${Name} inside every string of the template; unknown names stay as they are.
+# A container's memory is an integer in the ECS API, so a rendered "memory" string made of
+# digits becomes a number (one that is not stays a string, and registration refuses it).
 render() { # VALUES_JSON
   jq --argjson values "$1" \
     'walk(if type == "string"
           then gsub("\\$\\{(?<name>[A-Za-z][A-Za-z0-9]*)\\}"; $values[.name] // "${\(.name)}")
-          else . end)' "$TASK_DEFINITION_TEMPLATE"
+          else . end)
+     | .containerDefinitions[]? |= (if (.memory | type) == "string" and (.memory | test("^[0-9]+$"))
+                                    then .memory |= tonumber else . end)' "$TASK_DEFINITION_TEMPLATE"
 }
 
 # Fails naming every placeholder still present (any ${...}, well-formed or not).

@@ -167,11 +167,15 @@ output_of() { # STACK KEY
     --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue"
 }
 
+# Every volume of the registered revision is on the stack's file system, as many as the
+# task definition template declares.
 registered_on_stack() { # ARN
-  local fs
+  local fs count
   fs="$(output_of "$STACK" FileSystemId)"
+  count="$(jq '.volumes | length' "${ROOT}/cfn/CloudExchangeTaskDefinition.json")"
   aws ecs describe-task-definition --task-definition "$1" --output json |
-    jq -e --arg fs "$fs" '[.taskDefinition.volumes[].efsVolumeConfiguration.fileSystemId] | length == 4 and all(. == $fs)' \
+    jq -e --arg fs "$fs" --argjson count "$count" \
+      '[.taskDefinition.volumes[].efsVolumeConfiguration.fileSystemId] | length == $count and all(. == $fs)' \
       >/dev/null
 }
 
@@ -222,18 +226,24 @@ test_register_and_service() {
 test_update() {
   local copy
   # An operator's edit of the seed file must survive (Overwrite: false).
-  printf 'e2e = operator edit\n' >>"${EFS_DIR}/data/rabbitmq/custom.conf"
+  printf 'e2e = operator edit\n' >>"${EFS_DIR}/data/rabbitmq/conf/custom.conf"
+  # One more directory, and a changed environment loader (one of our scripts: Overwrite true).
   # shellcheck disable=SC2016 # $path is jq's, not the shell's
   copy="$(repo_copy updated '.Resources.EfsTree.Properties.Directories +=
-    [{Path: $path, Owner: "1001", Group: "1001", Mode: "0700"}]' --arg path "$EXTRA_DIR")"
+      [{Path: $path, Owner: "1001", Group: "1001", Mode: "0700"}]
+    | (.Resources.EfsTree.Properties.Files[] | select(.Path == "data/env/ce-env.sh") | .Content) += "# e2e update\n"' \
+    --arg path "$EXTRA_DIR")"
   template_json "${copy}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/updated.json"
-  check "deploy.sh updates the stack with one more directory" deploy_from "$copy" "$STACK" "${WORK_DIR}/update.log"
+  check "deploy.sh updates the stack with one more directory and a new env loader" \
+    deploy_from "$copy" "$STACK" "${WORK_DIR}/update.log"
   check "stack is UPDATE_COMPLETE" status_is "$STACK" UPDATE_COMPLETE
   check "custom resource EfsTree is UPDATE_COMPLETE" has_event "$STACK" EfsTree UPDATE_COMPLETE
   check "the new directory reached the EFS folder with its owner and mode" \
-    tree_matches "${WORK_DIR}/updated.json" data/rabbitmq/custom.conf
+    tree_matches "${WORK_DIR}/updated.json" data/rabbitmq/conf/custom.conf
   check "the operator's edit of custom.conf survived the update" \
-    file_holds "${EFS_DIR}/data/rabbitmq/custom.conf" "e2e = operator edit"
+    file_holds "${EFS_DIR}/data/rabbitmq/conf/custom.conf" "e2e = operator edit"
+  check "the changed env loader replaced the old one (Overwrite true)" \
+    file_holds "${EFS_DIR}/data/env/ce-env.sh" "# e2e update"
 }
 
 test_delete() {
@@ -245,7 +255,7 @@ test_delete() {
   check "the Lambda answered Delete with SUCCESS (EfsTree DELETE_COMPLETE)" has_event "$stack_id" EfsTree DELETE_COMPLETE
   check "the file system is retained (DELETE_SKIPPED)" has_event "$stack_id" FileSystem DELETE_SKIPPED
   check "data written before the delete is kept" file_holds "${EFS_DIR}/data/mongo-data/e2e-keep.txt" "e2e data"
-  check "the tree is kept" tree_matches "${WORK_DIR}/updated.json" data/rabbitmq/custom.conf
+  check "the tree is kept" tree_matches "${WORK_DIR}/updated.json" data/rabbitmq/conf/custom.conf
 }
 
 test_refused_tree() {

@@ -39,6 +39,11 @@ setup() {
   unset AWS_PROFILE
 }
 
+# Variants of the fixture stack, derived here rather than kept as copies.
+fixture_with() { # JQ_FILTER OUT
+  jq "$1" "${FIXTURES}/stack-outputs.json" >"$2"
+}
+
 # A moto stack whose outputs are the fixture's; prints nothing.
 create_fixture_stack() { # NAME
   jq '{Resources: {Handle: {Type: "AWS::CloudFormation::WaitConditionHandle"}},
@@ -52,7 +57,7 @@ create_fixture_stack() { # NAME
   run --separate-stderr "$SCRIPT" --help
   [ "$status" -eq 0 ]
   [[ $output == *"Usage: scripts/register-task-definition.sh --stack-name NAME"* ]]
-  for name in Region Cpu Memory ImageCore ImageUi ImageMongodb ImageRabbitmq; do
+  for name in Region Cpu Memory CeProfile MemoryRabbitmq MemoryMongodb MemoryCore ImageCore ImageUi ImageMongodb ImageRabbitmq; do
     [[ $output == *"$name"* ]]
   done
 }
@@ -74,7 +79,11 @@ create_fixture_stack() { # NAME
   [[ $stderr == *"--stack-name needs a value"* ]]
   run --separate-stderr "$SCRIPT" --outputs-file "${FIXTURES}/stack-outputs.json" --size huge
   [ "$status" -eq 2 ]
-  [[ $stderr == *"--size must be small, medium or large"* ]]
+  [[ $stderr == *"--size must be medium or large, not 'huge'"* ]]
+  # CE 6.1 has no small profile (8 vCPU / 16 GB is its minimum).
+  run --separate-stderr "$SCRIPT" --outputs-file "${FIXTURES}/stack-outputs.json" --size small
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--size must be medium or large, not 'small'"* ]]
   run --separate-stderr "$SCRIPT" --outputs-file "${FIXTURES}/stack-outputs.json" --image-core "a b"
   [ "$status" -eq 2 ]
   [[ $stderr == *"not an image URI"* ]]
@@ -88,18 +97,19 @@ create_fixture_stack() { # NAME
 }
 
 @test "a stack in ROLLBACK_COMPLETE is refused" {
-  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs-rollback-complete.json"
+  fixture_with '.Stacks[0].StackStatus = "ROLLBACK_COMPLETE"' "${BATS_TEST_TMPDIR}/rolled-back.json"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/rolled-back.json"
   [ "$status" -eq 1 ]
   [[ $stderr == *"is ROLLBACK_COMPLETE: its creation failed"* ]]
   [ -z "$output" ]
 }
 
 @test "a stack still in progress is refused; UPDATE_ROLLBACK_COMPLETE is usable" {
-  jq '.Stacks[0].StackStatus = "UPDATE_IN_PROGRESS"' "${FIXTURES}/stack-outputs.json" >"${BATS_TEST_TMPDIR}/busy.json"
+  fixture_with '.Stacks[0].StackStatus = "UPDATE_IN_PROGRESS"' "${BATS_TEST_TMPDIR}/busy.json"
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/busy.json"
   [ "$status" -eq 1 ]
   [[ $stderr == *"is UPDATE_IN_PROGRESS; wait until"* ]]
-  jq '.Stacks[0].StackStatus = "UPDATE_ROLLBACK_COMPLETE"' "${FIXTURES}/stack-outputs.json" >"${BATS_TEST_TMPDIR}/rolled.json"
+  fixture_with '.Stacks[0].StackStatus = "UPDATE_ROLLBACK_COMPLETE"' "${BATS_TEST_TMPDIR}/rolled.json"
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/rolled.json"
   [ "$status" -eq 0 ]
 }
@@ -114,21 +124,33 @@ create_fixture_stack() { # NAME
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json"
   [ "$status" -eq 0 ]
   [[ $output != *'${'* ]]
-  jq -e '.family == "ce-cloud-exchange" and .cpu == "4096" and .memory == "8192"
+  # medium: 8 vCPU / 16 GB, split rabbitmq 6/32, mongodb 4/32, core 18/32, ui 256 MiB.
+  jq -e '.family == "ce-cloud-exchange" and .cpu == "8192" and .memory == "16384"
+         and ([.containerDefinitions[] | {(.name): .memory}] | add)
+             == {"mongodb-primary": 2048, "rabbitmq-stats": 3072, "seed-plugins": 512, "core": 9216, "ui": 256}
+         and (.containerDefinitions[] | select(.name == "rabbitmq-stats") | .environment[]
+              | select(.name == "RABBITMQ_RAM_RESOURCES") | .value) == "3072"
+         and (.containerDefinitions[] | select(.name == "core") | .environment[]
+              | select(.name == "CE_PROFILE") | .value) == "Medium"
          and (.containerDefinitions[0].logConfiguration.options["awslogs-region"] == "eu-west-1")
-         and (.volumes[0].efsVolumeConfiguration.fileSystemId == "fs-0123456789abcdef0")
+         and ([.volumes[].efsVolumeConfiguration.fileSystemId] | length == 12 and all(. == "fs-0123456789abcdef0"))
          and ([.containerDefinitions[].secrets[]?.valueFrom | startswith("arn:aws:secretsmanager:eu-west-1:")] | all)' \
     <<<"$output"
 
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json" \
-    --size small --image-core registry.example/core:1
+    --size large --image-core registry.example/core:1
   [ "$status" -eq 0 ]
-  jq -e '.cpu == "2048" and .memory == "4096"
-         and (.containerDefinitions[] | select(.name == "core") | .image) == "registry.example/core:1"' <<<"$output"
+  jq -e '.cpu == "16384" and .memory == "32768"
+         and ([.containerDefinitions[] | {(.name): .memory}] | add)
+             == {"mongodb-primary": 4096, "rabbitmq-stats": 6144, "seed-plugins": 512, "core": 18432, "ui": 256}
+         and ([.containerDefinitions[] | select(.image == "registry.example/core:1") | .name] == ["seed-plugins", "core"])
+         and (.containerDefinitions[] | select(.name == "seed-plugins") | .environment[0].value) == "registry.example/core:1"' \
+    <<<"$output"
 }
 
 @test "a placeholder without a value is refused and named" {
-  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs-missing-output.json"
+  fixture_with '.Stacks[0].Outputs |= map(select(.OutputKey != "JwtSecretArn"))' "${BATS_TEST_TMPDIR}/missing.json"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/missing.json"
   [ "$status" -eq 1 ]
   [[ $stderr == *'placeholders without a value: ${JwtSecretArn}'* ]]
   [ -z "$output" ]
@@ -149,5 +171,5 @@ create_fixture_stack() { # NAME
   run aws ecs describe-task-definition --task-definition "$output" \
     --query 'taskDefinition.[cpu, memory, containerDefinitions[?name==`core`].secrets[0].name | [0]]' --output text
   [ "$status" -eq 0 ]
-  [ "$output" = "$(printf '8192\t16384\tMONGO_CONNECTION_STRING')" ]
+  [ "$output" = "$(printf '16384\t32768\tMAINTENANCE_PASSWORD')" ]
 }
