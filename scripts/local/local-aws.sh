@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The local AWS shared by scripts/demo.sh and tests/e2e-local.sh: start local_aws.py (moto
-# with the project's patches) on 127.0.0.1, point the AWS CLI at it with dummy credentials,
+# The local AWS shared by scripts/demo.sh and tests/e2e-local.sh: start the local_aws package
+# (moto with the gaps listed in scripts/local/local_aws/gaps.py closed) on 127.0.0.1, point the AWS CLI at it with dummy credentials,
 # create a VPC with two subnets in two Availability Zones, and stop it all again.
 # Sourced only; defines functions, runs nothing. Needs log/die (scripts/lib/tools.sh).
 
@@ -24,11 +24,14 @@ local_aws_environment() { # PORT
 }
 
 # Starts the server in the background (its output goes to LOG) and waits for its ready line.
+# A custom resource that never answers fails after min(its ServiceTimeout,
+# LOCAL_AWS_MAX_SERVICE_TIMEOUT) seconds (default 5) instead of CloudFormation's full wait.
 local_aws_start() { # PORT EFS_DIR LOG
-  local root waited=0
-  root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  local repo waited=0
+  repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   LOCAL_AWS_LOG="$3"
-  python "${root}/local_aws.py" --port "$1" --efs-dir "$2" >"$LOCAL_AWS_LOG" 2>&1 &
+  (cd "$repo" && exec python -m scripts.local.local_aws --port "$1" --efs-dir "$2" \
+    --max-service-timeout "${LOCAL_AWS_MAX_SERVICE_TIMEOUT:-5}") >"$LOCAL_AWS_LOG" 2>&1 &
   LOCAL_AWS_PID=$!
   until grep -q '^local AWS .* ready on' "$LOCAL_AWS_LOG"; do
     if ! kill -0 "$LOCAL_AWS_PID" 2>/dev/null || ((waited >= 300)); then
@@ -58,14 +61,32 @@ local_aws_stop() {
   LOCAL_AWS_PID=""
 }
 
-# Creates a VPC and two subnets in two Availability Zones; prints "vpc-... subnet-a,subnet-b".
+# Creates a VPC and two private subnets in two Availability Zones whose route table sends
+# 0.0.0.0/0 to a NAT gateway (in a third, public subnet), so a function in them reaches S3 as
+# in AWS; prints "vpc-... subnet-a,subnet-b". With NO_NAT=1 the private subnets get a route
+# table of their own without that route (pass it to deploy.sh --route-tables for an S3
+# gateway endpoint); its id is then printed as a third word.
 local_aws_network() {
-  local vpc subnet1 subnet2
+  local vpc subnet1 subnet2 public eip nat table
   vpc="$(aws ec2 create-vpc --cidr-block 10.42.0.0/16 --query Vpc.VpcId --output text)"
   subnet1="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.1.0/24 \
     --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
   subnet2="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.2.0/24 \
     --availability-zone us-east-1b --query Subnet.SubnetId --output text)"
+  table="$(aws ec2 create-route-table --vpc-id "$vpc" --query RouteTable.RouteTableId --output text)"
+  aws ec2 associate-route-table --route-table-id "$table" --subnet-id "$subnet1" >/dev/null
+  aws ec2 associate-route-table --route-table-id "$table" --subnet-id "$subnet2" >/dev/null
+  if [[ ${NO_NAT:-0} == 1 ]]; then
+    printf '%s %s,%s %s\n' "$vpc" "$subnet1" "$subnet2" "$table"
+    return
+  fi
+  public="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.0.0/24 \
+    --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
+  eip="$(aws ec2 allocate-address --domain vpc --query AllocationId --output text)"
+  nat="$(aws ec2 create-nat-gateway --subnet-id "$public" --allocation-id "$eip" \
+    --query NatGateway.NatGatewayId --output text)"
+  aws ec2 create-route --route-table-id "$table" --destination-cidr-block 0.0.0.0/0 \
+    --nat-gateway-id "$nat" >/dev/null
   printf '%s %s,%s\n' "$vpc" "$subnet1" "$subnet2"
 }
 
