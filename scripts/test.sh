@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests shell_lint lambda_invoke templates script_tests end_to_end)
+STEPS=(rust_format rust_lint rust_tests shell_lint lambda_invoke templates emulator_tests script_tests end_to_end)
 ONLY=()
 
 usage() {
@@ -44,6 +44,8 @@ rust_tests() { cargo test --workspace --locked; }
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bats tests/fixtures/*.sh; }
 lambda_invoke() { tests/lambda-invoke.sh; }
 templates() { tests/check-cfn.sh; }
+# One fast test per gap of moto the local AWS closes (scripts/local/local_aws/gaps.py).
+emulator_tests() { python -m pytest -q tests/emulator; }
 script_tests() { bats tests/*.bats; }
 end_to_end() { tests/e2e-local.sh; }
 

@@ -33,7 +33,7 @@ usage() {
 Usage: tests/e2e-local.sh [--help]
 
 Runs deploy, custom resource, register, service, update and delete on the local AWS
-(scripts/local/local_aws.py), plus a refused tree that must roll back. Must run as root
+(scripts/local/local_aws), plus a refused tree that must roll back. Must run as root
 (the Lambda chowns the tree to uid 1001). Gives up after E2E_LIMIT_SECONDS (default 600).
 USAGE
 }
