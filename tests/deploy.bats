@@ -200,10 +200,10 @@ path_with() { # COMMAND...
   [[ $output == *"CREATE_FAILED"*"EfsTree"* ]]
   [[ $output == *"ROLLBACK_COMPLETE"* ]]
   [[ $stderr == *"error: stack ce-bad ended in ROLLBACK_COMPLETE."* ]]
-  [[ $stderr == *"Failed resources:"*"EfsTree (Custom::CloudExchangeEfsTree): no response at the ResponseURL"* ]]
+  [[ $stderr == *"Failed resources:"*"EfsTree (Custom::CloudExchangeEfsTree): CloudFormation did not receive a response from your Custom Resource."* ]]
   [[ $stderr == *"pass --route-tables to add an S3 gateway endpoint"* ]]
   [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-bad --region us-east-1"* ]]
-  [[ $stderr =~ "DeletionPolicy Retain"[^$'\n']*$'\n'"  FileSystem (AWS::EFS::FileSystem) fs-" ]]
+  [[ $stderr =~ "DeletionPolicy Retain"[^$'\n']*$'\n'("  "[^$'\n']*$'\n')*"  FileSystem (AWS::EFS::FileSystem) fs-" ]]
 
   # Run again: refused up front, nothing packaged, the stack left as it is.
   run --separate-stderr deploy ce-bad "${BATS_FILE_TMPDIR}/answers.zip"
