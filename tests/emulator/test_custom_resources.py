@@ -1,4 +1,4 @@
-"""Gaps custom-resource-lifecycle, response-url, service-timeout."""
+"""Gaps custom-resource-lifecycle (test_service_timeout: its ServiceTimeout part), response-url."""
 
 from __future__ import annotations
 

@@ -360,8 +360,9 @@ class CustomResource(CustomModel):
 
 
 def install_lifecycle() -> None:
-    """moto sends a custom resource only Create, only through Docker, ignores FAILED and
-    never sends Update or Delete (an updated custom resource even becomes None)."""
+    """moto sends a custom resource only Create, only through Docker, ignores FAILED,
+    never sends Update or Delete (an updated custom resource even becomes None) and has no
+    ServiceTimeout (send_request waits min(ServiceTimeout, Settings.max_service_timeout_s))."""
     parsing.CustomModel = CustomResource
 
 
@@ -369,8 +370,3 @@ def install_response_url() -> None:
     """moto's own cfnresponse endpoint ignores FAILED and takes the stack from the query;
     this one is shaped like CloudFormation's pre-signed S3 URL and checks it like S3."""
     urls.url_paths["{0}/cloudformation_(?P<region>[^/]+)/cfnresponse/(?P<key>.+)$"] = _response_endpoint
-
-
-def install_service_timeout() -> None:
-    """Nothing to patch: send_request waits min(ServiceTimeout, Settings.max_service_timeout_s)
-    for an answer that never comes (moto has no ServiceTimeout), then fails the resource."""

@@ -96,7 +96,8 @@ GAPS: tuple[Gap, ...] = (
     Gap(
         "custom-resource-lifecycle",
         "a custom resource's function gets Create, Update (with OldResourceProperties) "
-        "and Delete; a FAILED answer fails the resource and the stack rolls back",
+        "and Delete; a FAILED answer fails the resource and the stack rolls back; without an answer "
+        "the resource fails after ServiceTimeout (default 3600 s; here at most --max-service-timeout)",
         f"{CFN}/TemplateReference/crpg-ref-requests.html",
         custom_resources.install_lifecycle,
     ),
@@ -106,13 +107,6 @@ GAPS: tuple[Gap, ...] = (
         "a Content-Type; a function in a VPC reaches it only through NAT or an S3 gateway endpoint",
         f"{CFN}/TemplateReference/crpg-ref-responses.html",
         custom_resources.install_response_url,
-    ),
-    Gap(
-        "service-timeout",
-        "without an answer the resource fails after ServiceTimeout (default 3600 s); here "
-        "after min(ServiceTimeout, --max-service-timeout)",
-        f"{CFN}/TemplateReference/aws-resource-cloudformation-customresource.html#cfn-cloudformation-customresource-servicetimeout",
-        custom_resources.install_service_timeout,
     ),
     Gap(
         "resource-events",

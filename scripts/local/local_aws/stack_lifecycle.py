@@ -4,6 +4,7 @@ is left of a stack once it is gone."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from moto.cloudformation import models as cfn_models
@@ -230,6 +231,15 @@ def install_deletion_order() -> None:
 # ------------------------------------------------------------------ create, update, delete
 
 
+# What happens to a stack once it has rolled back or been deleted (see install_frozen_when_gone).
+_WHEN_GONE: list[Callable[[Any], None]] = []
+
+
+def _gone(stack: Any) -> None:
+    for hook in _WHEN_GONE:
+        hook(stack)
+
+
 def _freeze(stack: Any) -> None:
     stack.resource_map._resource_json_map = {}
     stack.output_map = cfn_models.OutputMap(stack.resource_map, {}, stack.stack_id)
@@ -257,7 +267,7 @@ def install_create_rollback() -> None:
                 set_status(self, "ROLLBACK_FAILED", rollback_failure.reason)
             else:
                 set_status(self, "ROLLBACK_COMPLETE")
-            _freeze(self)
+            _gone(self)
             return
         self.description = self.template_dict.get("Description")
         set_status(self, "CREATE_COMPLETE")
@@ -327,7 +337,7 @@ def install_delete_failed_kept() -> None:
             return
         finally:
             del DELETING[self.stack_id]
-        _freeze(self)
+        _gone(self)
 
     def delete_stack_keeping_failed(self: Any, name_or_stack_id: str) -> None:
         backend_delete(self, name_or_stack_id)
@@ -359,6 +369,7 @@ def install_frozen_when_gone() -> None:
         return None if self.status in incomplete else outputs.fget(self)
 
     cfn_models.Stack.outputs = property(outputs_when_complete)
+    _WHEN_GONE.append(_freeze)
 
 
 def install_no_updates() -> None:
