@@ -862,8 +862,9 @@ fn run(args: &Args) -> io::Result<()> {
     config.mount_options = vec![
         MountOption::FSName("efs-standin".into()),
         MountOption::Subtype("efs-standin".into()),
-        // The kernel checks permissions, as the NFS client and server would.
-        MountOption::DefaultPermissions,
+        // No `default_permissions`: the kernel would fetch a directory's attributes
+        // again after every entry created in it, a round trip an NFS client saves by
+        // taking them from the reply. Everything that runs on it runs as root.
         // Unmounted by fusermount3 should this process die.
         MountOption::AutoUnmount,
         MountOption::Suid,

@@ -632,3 +632,89 @@ fn a_read_only_mount_is_reported_with_path_and_operation() {
         assert_eq!(snapshot(&source), before);
     }
 }
+
+/// `groups` subtrees `gNN`, each with a declared directory, eight declared subdirectories
+/// two levels deep and a seed file: entries the walker handles concurrently.
+fn wide_tree(groups: usize) -> TreeSpec {
+    let mut directories = Vec::new();
+    let mut files = Vec::new();
+    for g in 0..groups {
+        let base = format!("wide/g{g:02}");
+        directories.push(json!({ "Path": base, "Owner": 1001, "Group": 1002, "Mode": "0750" }));
+        for d in 0..8 {
+            let mode = if d % 2 == 0 { "2770" } else { "0700" };
+            directories.push(json!({ "Path": format!("{base}/a{d}/b"), "Owner": d, "Mode": mode }));
+        }
+        files.push(
+            json!({ "Path": format!("{base}/a0/seed.conf"), "Content": format!("g = {g}\n"),
+                           "Owner": 1001, "Group": 1001, "Mode": "0640" }),
+        );
+    }
+    spec(json!({ "Directories": directories, "Files": files }))
+}
+
+#[test]
+fn a_wide_tree_is_built_whole_and_a_second_apply_changes_nothing() {
+    let s = sandbox();
+    let tree = wide_tree(40);
+    let report = apply(&s.mnt, &tree).expect("apply");
+    // wide, 40 groups, 8 undeclared a* and 8 declared b per group.
+    assert_eq!(
+        report,
+        TreeReport {
+            directories_created: 1 + 40 * 17,
+            files_written: 40
+        }
+    );
+    for g in 0..40 {
+        let base = s.mnt.join(format!("wide/g{g:02}"));
+        assert_eq!(attrs(&base), (0o750, 1001, 1002), "{}", base.display());
+        for d in 0..8u32 {
+            let mode = if d % 2 == 0 { 0o2770 } else { 0o700 };
+            assert_eq!(attrs(&base.join(format!("a{d}"))), (0o755, 0, 0));
+            assert_eq!(attrs(&base.join(format!("a{d}/b"))), (mode, d, 0));
+        }
+        assert_eq!(
+            names(&base.join("a0")),
+            ["b", "seed.conf"],
+            "no temp file left"
+        );
+        assert_eq!(
+            fs::read_to_string(base.join("a0/seed.conf")).expect("read"),
+            format!("g = {g}\n")
+        );
+    }
+    let before = snapshot(&s.mnt);
+    assert_eq!(apply(&s.mnt, &tree).expect("again"), TreeReport::default());
+    assert_eq!(snapshot(&s.mnt), before);
+}
+
+#[test]
+fn a_fault_in_one_subtree_names_it_and_nothing_is_built_in_the_others() {
+    let s = sandbox();
+    fs::create_dir_all(s.mnt.join("wide/g17/a3")).expect("mkdir");
+    symlink(&s.outside, s.mnt.join("wide/g17/a3/b")).expect("symlink");
+    assert_refused_symlink(&s, &wide_tree(40), "wide/g17/a3/b");
+    assert_eq!(
+        names(&s.mnt.join("wide")),
+        ["g17"],
+        "no other subtree built"
+    );
+}
+
+#[test]
+fn of_several_faults_the_first_in_path_order_is_reported_every_time() {
+    let s = sandbox();
+    for g in ["g05", "g20", "g33"] {
+        fs::create_dir_all(s.mnt.join(format!("wide/{g}/a1"))).expect("mkdir");
+        fs::write(s.mnt.join(format!("wide/{g}/a1/b")), "a file").expect("write");
+    }
+    let tree = wide_tree(40);
+    for _ in 0..5 {
+        let err = apply(&s.mnt, &tree).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "wide/g05/a1/b: exists but is not a directory"
+        );
+    }
+}
