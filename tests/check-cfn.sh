@@ -78,10 +78,50 @@ self_test() {
   python "${ROOT}/tests/check_cfn.py" self-test --rendered "$RENDERED"
 }
 
-# Values the AWS APIs would refuse although cfn-lint passes them (botocore's models).
-api_constraints() { python "${ROOT}/tests/check_api_constraints.py" check; }
+# The template as CloudFormation resolves it for each variant of tests/cfn_variants.py (load
+# balancer and operator settings off, then all on): conditions evaluated, so both tools see
+# the resources each side really creates. W2001 (parameter not used) is expected there: some
+# parameters only feed conditions.
+variants_lint_and_scan() {
+  local dir="${WORK_DIR}/variants"
+  (cd "$ROOT" && python -m tests.cfn_variants write "$dir") || return 1
+  cfn-lint --non-zero-exit-code warning --ignore-checks W2001 -- "$dir"/*.json || return 1
+  scan_template "$dir"
+}
 
-api_constraints_self_test() { python "${ROOT}/tests/check_api_constraints.py" self-test; }
+# The load-balancer variant with one lint fault (a health check every second, below ELB's
+# minimum of 5) and one security fault (a listener policy that allows TLS 1.0); both tools
+# must reject it.
+broken_variant_rejected() {
+  local dir="${WORK_DIR}/broken-variant" out
+  mkdir -p "$dir"
+  jq '.Resources.TargetGroup.Properties.HealthCheckIntervalSeconds = 1
+      | .Resources.HttpsListener.Properties.SslPolicy = "ELBSecurityPolicy-2016-08"' \
+    "${WORK_DIR}/variants/load-balancer.json" >"${dir}/load-balancer.json" || return 1
+  if out="$(cfn-lint --non-zero-exit-code warning --ignore-checks W2001 -- "${dir}/load-balancer.json" 2>&1)" ||
+    [[ $out != *E3034* ]]; then
+    printf '%s\n' "$out" >&2
+    log "cfn-lint did not reject HealthCheckIntervalSeconds: 1 in the load-balancer variant"
+    return 1
+  fi
+  if ! out="$(scan_template "$dir" 2>&1)" && [[ $out == *CKV_AWS_103* ]]; then
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  log "checkov did not report the TLS 1.0 listener policy (CKV_AWS_103)"
+  return 1
+}
+
+# The operator features (load balancer, rules, alarms, ECS Exec, UI certificate secret) on
+# both variants, then one planted fault per check.
+operate_checks() { (cd "$ROOT" && python -m tests.check_operate check); }
+
+operate_self_test() { (cd "$ROOT" && python -m tests.check_operate self-test); }
+
+# Values the AWS APIs would refuse although cfn-lint passes them (botocore's models).
+api_constraints() { (cd "$ROOT" && python -m tests.check_api_constraints check); }
+
+api_constraints_self_test() { (cd "$ROOT" && python -m tests.check_api_constraints self-test); }
 
 main() {
   case "${1:-}" in
@@ -96,7 +136,8 @@ main() {
 
   local step failed=()
   for step in cfn_lint checkov_scan render_task_definition check_consistency \
-    broken_template_rejected self_test api_constraints api_constraints_self_test; do
+    broken_template_rejected self_test api_constraints api_constraints_self_test \
+    variants_lint_and_scan broken_variant_rejected operate_checks operate_self_test; do
     log "check-cfn: ${step}"
     if ! "$step"; then
       failed+=("$step")

@@ -38,6 +38,8 @@ import botocore.session
 import regex
 from cfnlint.decode import cfn_yaml
 
+from tests import cfn_variants
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "cfn" / "CloudExchangeTemplate.yaml"
 
@@ -68,6 +70,9 @@ TYPES = {
     "AWS::SNS::Subscription": ("sns", "Subscribe"),
     "AWS::SNS::TopicPolicy": None,  # a policy document; IAM's grammar, not a shape
     "AWS::CloudWatch::Alarm": ("cloudwatch", "PutMetricAlarm"),
+    # A bucket's properties are spread over a dozen Put* calls; its name is generated here.
+    "AWS::S3::Bucket": None,
+    "AWS::S3::BucketPolicy": None,  # a policy document; IAM's grammar, not a shape
     "AWS::CloudFormation::WaitConditionHandle": None,
     "AWS::CloudFormation::WaitCondition": None,
 }
@@ -136,7 +141,9 @@ class Report:
 
 # ---------------------------------------------------------------- values
 def scenarios(template):
-    """Parameter values to evaluate with: every default, then every longest allowed value."""
+    """Parameter values to evaluate with: every default, then every longest allowed value,
+    then the defaults with every optional part on (tests/cfn_variants.py's load-balancer
+    variant), so resources behind a condition are checked too."""
     defaults, longest = {}, {}
     for name, spec in template.get("Parameters", {}).items():
         value = spec.get("Default", TYPE_EXAMPLES.get(spec.get("Type", "String"), "x"))
@@ -145,7 +152,7 @@ def scenarios(template):
             candidate = "a" * int(spec["MaxLength"])
             if re.fullmatch(spec.get("AllowedPattern", ".*"), candidate):
                 longest[name] = candidate
-    return [defaults, longest]
+    return [defaults, longest, {**defaults, **cfn_variants.VARIANTS["load-balancer"]}]
 
 
 def evaluate(node, params):
@@ -336,8 +343,12 @@ def check_template(template):
     models = {}
     report = Report()
     for params in scenarios(template):
+        resolver = cfn_variants.Resolver(template, params)
         for logical_id, resource in template.get("Resources", {}).items():
             rtype = resource.get("Type", "")
+            # A resource whose condition is false with these values is not created.
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                continue
             if CUSTOM_TYPE.match(rtype):
                 continue
             if rtype not in TYPES:
