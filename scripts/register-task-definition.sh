@@ -11,6 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib/aws.sh"
 
 TASK_DEFINITION_TEMPLATE="${ROOT}/cfn/CloudExchangeTaskDefinition.json"
+# Stack outputs that exist only when the operator set the matching parameter (the core proxy
+# and the UI certificate secret). Without one, what names it is left out (see usage()).
+OPTIONAL_OUTPUTS='["CoreHttpProxy","CoreHttpsProxy","CoreNoProxy","UiCertificateSecretArn"]'
 
 # Cloud Exchange 6.1.0's four images, as its setup script names them (Docker Hub, x86-64:
 # CE supports only x86 with AVX since 4.1). Mirror them into ECR or pin digests for
@@ -75,6 +78,11 @@ the secret ARNs, ...) or one of these variables:
   CeProfile     Medium or Large, from --size (CE_PROFILE, as CE's setup names the profile)
   MemoryRabbitmq, MemoryMongodb, MemoryCore   container memory limits (MiB) from --size
   ImageCore, ImageUi, ImageMongodb, ImageRabbitmq   from the --image-* options
+Optional outputs, present only when the stack's parameter is set: CoreHttpProxy,
+CoreHttpsProxy, CoreNoProxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY of core and mongodb-primary)
+and UiCertificateSecretArn (the ui-certificate init container). Without one, the environment
+entries naming it, and a container whose secrets name it (with the dependsOn on it), are
+left out of the task definition.
 USAGE
 }
 
@@ -177,12 +185,25 @@ placeholder_values() { # STACK_JSON
 # A container's memory is an integer in the ECS API, so a rendered "memory" string made of
 # digits becomes a number (one that is not stays a string, and registration refuses it).
 render() { # VALUES_JSON
-  jq --argjson values "$1" \
+  without_unset_optional "$1" | jq --argjson values "$1" \
     'walk(if type == "string"
           then gsub("\\$\\{(?<name>[A-Za-z][A-Za-z0-9]*)\\}"; $values[.name] // "${\(.name)}")
           else . end)
      | .containerDefinitions[]? |= (if (.memory | type) == "string" and (.memory | test("^[0-9]+$"))
-                                    then .memory |= tonumber else . end)' "$TASK_DEFINITION_TEMPLATE"
+                                    then .memory |= tonumber else . end)'
+}
+
+# The template without what names an optional output the stack does not have: such
+# environment entries, containers whose secrets need one, and dependsOn on those containers.
+without_unset_optional() { # VALUES_JSON
+  jq --argjson values "$1" --argjson optional "$OPTIONAL_OUTPUTS" '
+    def unset: [scan("\\$\\{([A-Za-z][A-Za-z0-9]*)\\}")[0]]
+      | any(. as $name | ($optional | index($name)) != null and $values[$name] == null);
+    [.containerDefinitions[] | select(any(.secrets[]?; .valueFrom | unset)) | .name] as $dropped
+    | .containerDefinitions |= map(select(.name as $n | $dropped | index($n) | not)
+        | if has("environment") then .environment |= map(select(.value | unset | not)) else . end
+        | if has("dependsOn") then .dependsOn |= map(select(.containerName as $n | $dropped | index($n) | not)) else . end)
+  ' "$TASK_DEFINITION_TEMPLATE"
 }
 
 # Fails naming every placeholder still present (any ${...}, well-formed or not).

@@ -451,6 +451,8 @@ def check_credentials(inputs):
     from `secrets`, which name this stack's generated secrets, readable by the execution role."""
     errors = []
     secret_ids = set(resources(inputs, "AWS::SecretsManager::Secret"))
+    # Secrets the operator keeps (their ARN is a parameter, e.g. the UI's own certificate).
+    operator_secrets = {n for n in inputs.template.get("Parameters", {}) if n.endswith("SecretArn")}
     referenced = set()
     for label, task_definition in (("template", inputs.task_definition), ("rendered", inputs.rendered)):
         for container in containers(task_definition):
@@ -460,8 +462,9 @@ def check_credentials(inputs):
             for secret in container.get("secrets", []):
                 value = secret.get("valueFrom", "")
                 if label == "template":
-                    target = output_resource(inputs, value)
-                    if target not in secret_ids:
+                    # A JSON key of the secret (ARN:key::) names the same secret.
+                    target = output_resource(inputs, re.sub(r":[A-Za-z0-9_]+::$", "", value))
+                    if target not in secret_ids | operator_secrets:
                         errors.append(f"container {container['name']}: secret {secret.get('name')} comes from "
                                       f"{value!r}, not an output naming a generated secret")
                     referenced.add(target)
@@ -476,13 +479,15 @@ def check_credentials(inputs):
         elif props["GenerateSecretString"].get("ExcludePunctuation") is not True:
             errors.append(f"{name}: generated values go into URIs and shells; set ExcludePunctuation")
     policy_secrets = set()
-    for role in resources(inputs, "AWS::IAM::Role").values():
-        for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if "secretsmanager:GetSecretValue" in actions:
-                    resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-                    policy_secrets |= {ref_target(r) for r in resources_}
+    documents = [policy["PolicyDocument"] for role in resources(inputs, "AWS::IAM::Role").values()
+                 for policy in role["Properties"].get("Policies", [])]
+    documents += [policy["Properties"]["PolicyDocument"] for policy in resources(inputs, "AWS::IAM::RolePolicy").values()]
+    for document in documents:
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "secretsmanager:GetSecretValue" in actions:
+                resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                policy_secrets |= {ref_target(r) for r in resources_}
     if policy_secrets != referenced:
         errors.append(f"GetSecretValue must cover exactly the task's secrets: missing {sorted(referenced - policy_secrets)}, "
                       f"extra {sorted(map(str, policy_secrets - referenced))}")
