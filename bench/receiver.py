@@ -22,7 +22,7 @@ class Arrival:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "Receiver"
+    server: Receiver
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         """Quiet."""
@@ -47,7 +47,7 @@ class Receiver(ThreadingHTTPServer):
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self._thread.start()
         return self
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: the Rust EFS-tree Lambda against the Python custom resources users would
 # otherwise run (a cfnresponse-style handler and one on crhelper, both under awslambdaric).
-# Cold starts against a local Lambda Runtime API on 127.0.0.1; no AWS, no Docker.
+# Cold starts against a local Lambda Runtime API on 127.0.0.1; no AWS, no Docker. Trees are
+# built on the EFS stand-in (efs-standin/: FUSE, a delay per server operation, counts), or
+# on a plain folder with --latency-ms none. Needs root (FUSE mounts, chown).
 # Not part of scripts/test.sh: numbers are reported, never asserted.
 set -euo pipefail
 
@@ -9,24 +11,31 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-RUNS=20
-SCALE_RUNS=10
+RUNS=10
+SCALE_RUNS=3
 SIZES="10,100,1000"
 TREE_DIR="${TMPDIR:-/tmp}"
+LATENCY_MS=1
+CACHE_SECS=3
 
 usage() {
   cat <<USAGE
-Usage: scripts/bench.sh [--runs N] [--scale-runs N] [--sizes LIST] [--tree-dir DIR] [--help]
+Usage: scripts/bench.sh [--latency-ms N|none] [--cache-secs S] [--runs N] [--scale-runs N]
+                        [--sizes LIST] [--tree-dir DIR] [--help]
 
-Builds the release bootstrap for this host, then times N cold runs per contestant of a
-CloudFormation Create for the template's CE tree, then the same (--scale-runs times) for
-generated trees of each size in LIST. Prints medians (min–max) of init, time-to-signal, peak RSS, the
-package sizes and the ratios Python / Rust.
-  --runs N        cold runs per contestant and tree (default ${RUNS})
+Builds the release bootstrap and the EFS stand-in for this host, then times N cold runs per
+contestant of a CloudFormation Create for the template's CE tree on an empty file system and
+of an unchanged Update, then the same (--scale-runs times) for generated trees of each size
+in LIST, and draws bench/results/scaling.svg. Prints medians (min–max) of init,
+time-to-signal, peak RSS, server operations (per entry), package sizes and the ratios
+Python / Rust.
+  --latency-ms N  delay per operation reaching the EFS stand-in (default ${LATENCY_MS});
+                  "none" builds the trees directly in --tree-dir instead
+  --cache-secs S  the stand-in's attribute cache (default ${CACHE_SECS}; 0 is like actimeo=0)
+  --runs N        cold runs per contestant and request (default ${RUNS})
   --scale-runs N  cold runs per contestant and size in the scaling runs (default ${SCALE_RUNS})
   --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
-  --tree-dir DIR  where each run's fresh mount directory is made (default ${TREE_DIR});
-                  a tmpfs such as /dev/shm takes the disk's flush latency out of the numbers
+  --tree-dir DIR  where each run's backing folder is made (default ${TREE_DIR})
   --help          this text
 USAGE
 }
@@ -38,6 +47,8 @@ parse_args() {
       --scale-runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SCALE_RUNS="$2"; shift 2 ;;
       --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SIZES="$2"; shift 2 ;;
       --tree-dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; TREE_DIR="$2"; shift 2 ;;
+      --latency-ms) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; LATENCY_MS="$2"; shift 2 ;;
+      --cache-secs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; CACHE_SECS="$2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
     esac
@@ -45,21 +56,25 @@ parse_args() {
   [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '${RUNS}'"
   [[ "$SCALE_RUNS" =~ ^[1-9][0-9]*$ ]] || die "--scale-runs expects a positive integer, got '${SCALE_RUNS}'"
   [[ -d "$TREE_DIR" ]] || die "--tree-dir ${TREE_DIR} is not a directory"
+  [[ "$LATENCY_MS" == none || "$LATENCY_MS" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+    || die "--latency-ms expects a number of milliseconds or 'none', got '${LATENCY_MS}'"
+  [[ "$CACHE_SECS" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--cache-secs expects a number of seconds, got '${CACHE_SECS}'"
 }
 
-# Prints the path of the release bootstrap after building it for the host.
-build_bootstrap() {
-  log "building the release bootstrap (host target)"
-  cargo build --release --locked -p ce-efs-tree --bin bootstrap >&2
+# Prints the release directory after building the bootstrap and the stand-in for the host.
+build_binaries() {
+  log "building the release bootstrap and efs-standin (host target)"
+  cargo build --release --locked -p ce-efs-tree --bin bootstrap -p efs-standin >&2
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
-  printf '%s/release/bootstrap\n' "$target_dir"
+  printf '%s/release\n' "$target_dir"
 }
 
 run_harness() {
-  local bootstrap="$1"
-  printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "$bootstrap")"
-  python "${ROOT}/bench/harness.py" --bootstrap "$bootstrap" --runs "$RUNS" --scale-runs "$SCALE_RUNS" \
+  local release="$1"
+  printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "${release}/bootstrap")"
+  python -m bench.harness --bootstrap "${release}/bootstrap" --standin "${release}/efs-standin" \
+    --latency-ms "$LATENCY_MS" --cache-secs "$CACHE_SECS" --runs "$RUNS" --scale-runs "$SCALE_RUNS" \
     --sizes "$SIZES" --tree-dir "$TREE_DIR"
 }
 
@@ -67,9 +82,9 @@ main() {
   parse_args "$@"
   cd "$ROOT"
   activate_tools
-  local bootstrap
-  bootstrap="$(build_bootstrap)"
-  run_harness "$bootstrap"
+  local release
+  release="$(build_binaries)"
+  run_harness "$release"
 }
 
 main "$@"

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests shell_lint lambda_invoke templates emulator_tests script_tests end_to_end)
+STEPS=(rust_format rust_lint rust_tests op_budget shell_lint lambda_invoke templates emulator_tests script_tests end_to_end)
 ONLY=()
 
 usage() {
@@ -41,6 +41,12 @@ parse_args() {
 rust_format() { cargo fmt --all -- --check; }
 rust_lint() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 rust_tests() { cargo test --workspace --locked; }
+# The tree function's server operations on the EFS stand-in stay within bench/op-budget.toml
+# (and a budget one operation short is caught).
+op_budget() {
+  cargo build --locked -p efs-standin -p ce-efs-tree --example apply_tree
+  python -m bench.budget --standin target/debug/efs-standin --apply target/debug/examples/apply_tree
+}
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bats tests/fixtures/*.sh; }
 lambda_invoke() { tests/lambda-invoke.sh; }
 templates() { tests/check-cfn.sh; }

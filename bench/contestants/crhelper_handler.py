@@ -17,7 +17,6 @@ from http.client import HTTPConnection
 
 import crhelper.utils
 from crhelper import CfnResource
-
 from tree_work import build_tree
 
 crhelper.utils.HTTPSConnection = lambda host, context=None: HTTPConnection(host)
@@ -30,7 +29,7 @@ helper = CfnResource(json_logging=False, log_level="INFO", boto_level="CRITICAL"
 def create_or_update(event, _context):
     root = os.environ.get("EFS_MOUNT_PATH", "/mnt/efs")
     helper.Data.update(build_tree(root, event["ResourceProperties"]))
-    return None
+    return
 
 
 @helper.delete

@@ -1,0 +1,1 @@
+"""Benchmark of the EFS-tree custom resource against Python ones (scripts/bench.sh runs it)."""
