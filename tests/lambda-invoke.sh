@@ -157,14 +157,40 @@ check_create() {
   response="$(invoke create.json "")"
   check "Create answers SUCCESS" field_is "$response" .Status SUCCESS
   check "Create id is deterministic" field_is "$response" '.PhysicalResourceId | test("^ce-efs-tree-[0-9a-f]{16}$")' true
-  check "Create reports 5 directories created" field_is "$response" .Data.DirectoriesCreated 5
-  check "Create reports 1 file written" field_is "$response" .Data.FilesWritten 1
+  check "Create reports 7 directories created" field_is "$response" .Data.DirectoriesCreated 7
+  check "Create reports 8 files written (custom.conf, 3 keys, 3 certificates, 1 PEM)" field_is "$response" .Data.FilesWritten 8
   check "Create reports the root" field_is "$response" .Data.Root "$EFS"
   check "data/mongo-data is 750 1001:1001" mode_owner_is "${EFS}/data/mongo-data" 750 1001:1001
   check "data is 755 0:0" mode_owner_is "${EFS}/data" 755 0:0
   check "custom.conf is 640 1001:1001" mode_owner_is "${EFS}/data/rabbitmq/custom.conf" 640 1001:1001
   check "custom.conf is seeded" grep -qx 'consumer_timeout = 86400000' "${EFS}/data/rabbitmq/custom.conf"
+  check_certificates "$response" Created
   CREATED_ID="$(jq -r .PhysicalResourceId <<<"$response")"
+}
+
+# check_certificates RESPONSE STATUS: the Data of the three certificates, the chain, modes.
+check_certificates() {
+  local response="$1" status="$2" tls="${EFS}/data/ssl_certs/mongodb_rabbitmq_certs" name
+  for name in InternalCa InternalTls Ui; do
+    check "${name} is ${status}" field_is "$response" ".Data.${name}Status" "$status"
+    check "${name}NotAfter is RFC 3339 UTC" field_is "$response" \
+      ".Data.${name}NotAfter | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")" true
+  done
+  check "the internal certificate verifies against the CA" \
+    chain_verifies "${tls}/tls_cert_ca.crt" "${tls}/tls_cert.crt"
+  check "the CA key is 600 0:0 outside the certificates' folder" mode_owner_is "${EFS}/ca/tls_cert_ca.key" 600 0:0
+  check "the internal key is 600 1001:1001" mode_owner_is "${tls}/tls_cert_key.key" 600 1001:1001
+  check "the MongoDB PEM is 600 1001:1001" mode_owner_is "${tls}/tls_cert_key.pem" 600 1001:1001
+  check "the UI key is 600 1001:1001" mode_owner_is "${EFS}/data/ssl_certs/cte_cert_key.key" 600 1001:1001
+  check "no response holds a key" not_in_text "$response" 'PRIVATE KEY'
+}
+
+chain_verifies() { # chain_verifies CA_FILE CERT_FILE
+  openssl verify -CAfile "$1" "$2" >/dev/null
+}
+
+not_in_text() { # not_in_text TEXT NEEDLE
+  [[ "$1" != *"$2"* ]]
 }
 
 check_update() {
@@ -178,6 +204,7 @@ check_update() {
   check "Update writes no file" field_is "$response" .Data.FilesWritten 0
   check "data/logs is 750 1001:1001" mode_owner_is "${EFS}/data/logs" 750 1001:1001
   check "the edited custom.conf is kept" grep -qx 'edited by an operator' "${EFS}/data/rabbitmq/custom.conf"
+  check_certificates "$response" Unchanged
 }
 
 check_invalid_create() {
@@ -217,6 +244,7 @@ check_logs() {
     | select(.span.RequestId == "6f7c2a10-1b2c-4d3e-8f4a-5b6c7d8e9f01")
     | [.span.RequestType, .span.LogicalResourceId] | join(" ")' "${WORK}/watch.log" | sort -u)" == "Create EfsTree"
   check "no log line holds a signature" not_in_log 'X-Amz-Signature'
+  check "no log line holds a private key" not_in_log 'PRIVATE KEY'
 }
 
 main() {

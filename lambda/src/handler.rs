@@ -6,6 +6,7 @@
 //! deadline to leave time for the PUT; a panic in the work ends as a FAILED response too.
 //! Whatever happens, exactly one response is sent per invocation.
 
+use crate::certs::{self, CertReport, CertsError};
 use crate::response::{redacted, DeliveryError, Response, ResponseSender, RetryPolicy, Status};
 use crate::spec::{SpecError, TreeSpec};
 use crate::tree::{self, TreeError, TreeReport};
@@ -30,7 +31,15 @@ pub const RESPONSE_MARGIN: Duration = Duration::from_secs(10);
 const RETURN_MARGIN: Duration = Duration::from_millis(250);
 
 /// The reconcile step, replaceable in tests to make the work panic or hang.
-pub type Work = fn(&Path, &Value) -> Result<TreeReport, Failure>;
+pub type Work = fn(&Path, &Value) -> Result<Outcome, Failure>;
+
+/// What a successful Create or Update did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub tree: TreeReport,
+    /// One entry per declared certificate, authorities first.
+    pub certificates: Vec<CertReport>,
+}
 
 /// Why a request ended FAILED; its `Display` is the Reason CloudFormation shows.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +48,8 @@ pub enum Failure {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Tree(#[from] TreeError),
+    #[error(transparent)]
+    Certs(#[from] CertsError),
     #[error("internal error: panic: {0}")]
     Panic(String),
     #[error("timed out: the directory tree was not finished {}s into the invocation (Lambda timeout too short or EFS unreachable?)", .0.as_secs())]
@@ -122,12 +133,45 @@ fn deterministic_id(stack_id: &str, logical_id: &str) -> String {
 /// deadline guard keeps running and must not overlap the next invocation's.
 static RECONCILE: Mutex<()> = Mutex::new(());
 
-/// Validates the properties, then builds the tree: nothing is written unless all of
-/// them are valid.
-pub fn reconcile(mount: &Path, properties: &Value) -> Result<TreeReport, Failure> {
+/// Validates the properties, reads existing certificates and keys, issues what is
+/// missing or due, then builds the tree: nothing is written unless all of the properties
+/// are valid and every certificate can be brought to its declared state. Keys go in a
+/// first round with the declared tree, certificates in a second, so an interrupted run
+/// never leaves a certificate without its key.
+pub fn reconcile(mount: &Path, properties: &Value) -> Result<Outcome, Failure> {
     let spec = TreeSpec::from_properties(properties)?;
     let _one_at_a_time = RECONCILE.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(tree::apply(mount, &spec)?)
+    let observed = certs::observe(mount, &spec.certificates)?;
+    let issued = certs::issue(
+        &spec.certificates,
+        &observed,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let TreeSpec {
+        directories,
+        mut files,
+        ..
+    } = spec;
+    files.extend(issued.keys);
+    let keys_round = TreeSpec {
+        directories,
+        files,
+        ..TreeSpec::default()
+    };
+    let mut report = tree::apply(mount, &keys_round)?;
+    if !issued.certificates.is_empty() {
+        let certificates_round = TreeSpec {
+            files: issued.certificates,
+            ..TreeSpec::default()
+        };
+        let second = tree::apply(mount, &certificates_round)?;
+        report.directories_created += second.directories_created;
+        report.files_written += second.files_written;
+    }
+    Ok(Outcome {
+        tree: report,
+        certificates: issued.report,
+    })
 }
 
 pub struct Handler {
@@ -208,7 +252,7 @@ impl Handler {
         &self,
         request: &Request,
         deadline: Instant,
-    ) -> Result<Option<TreeReport>, Failure> {
+    ) -> Result<Option<Outcome>, Failure> {
         let started = Instant::now();
         let remaining = deadline.saturating_duration_since(started);
         let guard_at = deadline - RESPONSE_MARGIN.min(remaining / 2);
@@ -228,29 +272,12 @@ impl Handler {
     }
 
     /// The one place where an outcome becomes a response.
-    fn response(
-        &self,
-        request: &Request,
-        outcome: Result<Option<TreeReport>, Failure>,
-    ) -> Response {
+    fn response(&self, request: &Request, outcome: Result<Option<Outcome>, Failure>) -> Response {
         let (status, reason, data) = match outcome {
-            Ok(Some(report)) => (
+            Ok(Some(outcome)) => (
                 Status::Success,
-                format!(
-                    "{}: {} directories created, {} files written under {}",
-                    request.request_type,
-                    report.directories_created,
-                    report.files_written,
-                    self.mount.display()
-                ),
-                HashMap::from([
-                    (
-                        "DirectoriesCreated".to_owned(),
-                        report.directories_created.to_string(),
-                    ),
-                    ("FilesWritten".to_owned(), report.files_written.to_string()),
-                    ("Root".to_owned(), self.mount.display().to_string()),
-                ]),
+                success_reason(&request.request_type, &outcome, &self.mount),
+                success_data(&outcome, &self.mount),
             ),
             Ok(None) => (
                 Status::Success,
@@ -272,6 +299,52 @@ impl Handler {
             data,
         }
     }
+}
+
+fn success_reason(request_type: &str, outcome: &Outcome, mount: &Path) -> String {
+    let mut reason = format!(
+        "{request_type}: {} directories created, {} files written under {}",
+        outcome.tree.directories_created,
+        outcome.tree.files_written,
+        mount.display()
+    );
+    if !outcome.certificates.is_empty() {
+        let statuses: Vec<String> = outcome
+            .certificates
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.status.as_str()))
+            .collect();
+        reason.push_str("; certificates: ");
+        reason.push_str(&statuses.join(", "));
+    }
+    reason
+}
+
+/// `DirectoriesCreated`, `FilesWritten`, `Root`, and per certificate `<Name>NotAfter`
+/// (RFC 3339, UTC) and `<Name>Status`.
+fn success_data(outcome: &Outcome, mount: &Path) -> HashMap<String, String> {
+    let mut data = HashMap::from([
+        (
+            "DirectoriesCreated".to_owned(),
+            outcome.tree.directories_created.to_string(),
+        ),
+        (
+            "FilesWritten".to_owned(),
+            outcome.tree.files_written.to_string(),
+        ),
+        ("Root".to_owned(), mount.display().to_string()),
+    ]);
+    for cert in &outcome.certificates {
+        data.insert(
+            format!("{}NotAfter", cert.name),
+            certs::rfc3339(cert.not_after),
+        );
+        data.insert(
+            format!("{}Status", cert.name),
+            cert.status.as_str().to_owned(),
+        );
+    }
+    data
 }
 
 /// Below this, `Lambda-Runtime-Deadline-Ms` cannot be a Unix time in milliseconds

@@ -4,8 +4,8 @@
 
 mod common;
 
-use ce_efs_tree::handler::{Handler, HandlerError};
-use ce_efs_tree::tree::TreeReport;
+use ce_efs_tree::certs::{CertReport, Status};
+use ce_efs_tree::handler::{Failure, Handler, HandlerError, Outcome};
 use common::sender;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -266,9 +266,9 @@ async fn a_panic_in_the_work_answers_failed() {
 /// spare for the PUT, and the late result is never sent.
 #[tokio::test]
 async fn the_deadline_guard_answers_before_the_deadline() {
-    fn stuck(_: &Path, _: &Value) -> Result<TreeReport, ce_efs_tree::handler::Failure> {
+    fn stuck(_: &Path, _: &Value) -> Result<Outcome, Failure> {
         std::thread::sleep(Duration::from_millis(2500));
-        Ok(TreeReport::default())
+        Ok(Outcome::default())
     }
     let handler = Handler::with_work("/unused".into(), sender(), stuck);
     let server = ScriptedServer::start(vec![]).await.expect("starts");
@@ -347,4 +347,118 @@ async fn an_undeliverable_response_is_an_error_for_the_runtime() {
     );
     assert_eq!(server.requests().len(), 2);
     assert!(server.delivered().is_empty());
+}
+
+/// Properties with one self-signed certificate, owned by whoever runs the tests.
+fn properties_with_a_certificate() -> Value {
+    let mut props = properties();
+    props["Certificates"] = json!({
+        "Leaves": [{
+            "Name": "Ui", "Issuer": "Self", "CommonName": "localhost",
+            "DnsNames": ["localhost"], "IpAddresses": ["127.0.0.1"],
+            "ExtendedKeyUsage": ["ServerAuth"], "ValidityDays": "3650",
+            "Certificate": { "Path": "data/ssl_certs/cte_cert.crt", "Mode": "0644" },
+            "Key": { "Path": "data/ssl_certs/cte_cert_key.key", "Mode": "0600" }
+        }]
+    });
+    props
+}
+
+#[tokio::test]
+async fn certificates_are_reported_in_data_and_keys_never_in_the_response() {
+    let mount = tempfile::tempdir().expect("temp dir");
+    let handler = Handler::new(mount.path().to_path_buf(), sender());
+
+    let created = answer_for(&handler, "Create", properties_with_a_certificate()).await;
+
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(created["Data"]["UiStatus"], "Created");
+    let not_after = created["Data"]["UiNotAfter"].as_str().expect("NotAfter");
+    assert!(
+        not_after.len() == 20 && not_after.ends_with('Z') && not_after.as_bytes()[10] == b'T',
+        "not RFC 3339 UTC: {not_after}"
+    );
+    assert_eq!(created["Data"]["FilesWritten"], "3"); // custom.conf, the key, the certificate
+    let reason = created["Reason"].as_str().expect("reason");
+    assert!(reason.ends_with("; certificates: Ui Created"), "{reason}");
+    assert!(!created.to_string().contains("PRIVATE KEY"), "{created}");
+    let key = mount.path().join("data/ssl_certs/cte_cert_key.key");
+    assert!(std::fs::read_to_string(&key)
+        .expect("key")
+        .contains("PRIVATE KEY"));
+    assert_eq!(mode(&key), 0o600);
+
+    let updated = answer_for(&handler, "Update", properties_with_a_certificate()).await;
+    assert_eq!(updated["Data"]["UiStatus"], "Unchanged");
+    assert_eq!(updated["Data"]["UiNotAfter"], not_after);
+    assert_eq!(updated["Data"]["FilesWritten"], "0");
+}
+
+#[tokio::test]
+async fn a_certificate_problem_fails_naming_the_path() {
+    let mount = tempfile::tempdir().expect("temp dir");
+    let handler = Handler::new(mount.path().to_path_buf(), sender());
+    let certs = mount.path().join("data/ssl_certs");
+    std::fs::create_dir_all(&certs).expect("dir");
+    std::fs::write(certs.join("cte_cert.crt"), "an operator's certificate").expect("cert");
+
+    let answer = answer_for(&handler, "Create", properties_with_a_certificate()).await;
+
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(
+            "data/ssl_certs/cte_cert_key.key: missing while its certificate \
+             data/ssl_certs/cte_cert.crt exists"
+        ),
+        "{reason}"
+    );
+    assert!(
+        !mount.path().join("data/rabbitmq").exists(),
+        "nothing was written"
+    );
+}
+
+/// The largest `Data` the properties allow (12 certificates with 64-character names,
+/// under a long stack ARN and request id) still fits CloudFormation's 4096 bytes, so it
+/// is never dropped.
+#[tokio::test]
+async fn the_largest_data_fits_in_the_response() {
+    fn twelve(_: &Path, _: &Value) -> Result<Outcome, Failure> {
+        let certificates = (0..12)
+            .map(|i| CertReport {
+                name: format!("C{i:02}{}", "x".repeat(61)),
+                status: Status::Unchanged,
+                not_after: Some(time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(50_000)),
+            })
+            .collect();
+        Ok(Outcome {
+            tree: Default::default(),
+            certificates,
+        })
+    }
+    let long_root = format!("/mnt/{}", "e".repeat(100));
+    let handler = Handler::with_work(long_root.into(), sender(), twelve);
+    let server = ScriptedServer::start(vec![]).await.expect("starts");
+    let mut event = event("Update", &server.url("/cfn/key?Signature=s"), properties());
+    event["StackId"] = json!(format!(
+        "arn:aws-us-gov:cloudformation:us-gov-west-1:123456789012:stack/{}/5b6c6a40-0000-11ef-9f1a-0a1b2c3d4e5f",
+        "s".repeat(128)
+    ));
+    event["PhysicalResourceId"] = json!(format!("ce-efs-tree-{}", "0".repeat(16)));
+    event["LogicalResourceId"] = json!("E".repeat(255));
+
+    handler
+        .handle(&event, in_secs(5.0))
+        .await
+        .expect("answered");
+
+    let [delivered] = server.delivered().try_into().expect("one response");
+    assert!(
+        delivered.body.len() <= 4096,
+        "{} bytes",
+        delivered.body.len()
+    );
+    let body: Value = serde_json::from_slice(&delivered.body).expect("JSON");
+    assert_eq!(body["Data"].as_object().expect("Data kept").len(), 3 + 24);
 }

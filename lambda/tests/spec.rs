@@ -1,8 +1,11 @@
 //! Validation of `ResourceProperties`: every rejection names its field, and the scalar
 //! forms CloudFormation produces (everything as strings) are accepted.
 
-use ce_efs_tree::spec::{SpecError, TreeSpec};
+use ce_efs_tree::spec::{
+    AuthoritySpec, CertsSpec, ExtendedKeyUsage, FileAt, Issuer, LeafSpec, SpecError, TreeSpec,
+};
 use serde_json::{json, Value};
+use std::net::IpAddr;
 
 fn reason(props: Value) -> String {
     match TreeSpec::from_properties(&props) {
@@ -109,6 +112,129 @@ fn accepts_limits_exactly() {
         .expect("valid");
 }
 
+/// One authority and one leaf, as the template declares them (every scalar a string).
+fn certificates() -> Value {
+    json!({
+        "RenewBeforeDays": "30",
+        "Authorities": [{
+            "Name": "InternalCa", "CommonName": "Cloud Exchange internal CA", "ValidityDays": "7300",
+            "Certificate": { "Path": "tls/ca.crt", "Owner": "1001", "Group": "1001", "Mode": "0644" },
+            "Key": { "Path": "ca/ca.key", "Owner": "0", "Group": "0", "Mode": "0600" }
+        }],
+        "Leaves": [{
+            "Name": "InternalTls", "Issuer": "InternalCa", "CommonName": "localhost",
+            "DnsNames": ["localhost", "mongodb-primary", "*.svc.local"],
+            "IpAddresses": ["127.0.0.1", "::1"],
+            "ExtendedKeyUsage": ["ServerAuth", "ClientAuth"],
+            "ValidityDays": "3650",
+            "Certificate": { "Path": "tls/tls.crt", "Owner": "1001", "Group": "1001", "Mode": "0644" },
+            "Key": { "Path": "tls/tls.key", "Owner": "1001", "Group": "1001", "Mode": "0600" },
+            "CombinedPem": { "Path": "tls/tls.pem", "Owner": "1001", "Group": "1001", "Mode": "0400" }
+        }]
+    })
+}
+
+fn with_certificates(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut certs = certificates();
+    edit(&mut certs);
+    json!({ "Certificates": certs })
+}
+
+fn at(path: &str, owner: u32, mode: u32) -> FileAt {
+    let spec = TreeSpec::from_properties(&json!({ "Files": [{ "Path": path, "Content": "" }] }))
+        .expect("valid");
+    FileAt {
+        path: spec.files[0].path.clone(),
+        owner,
+        group: owner,
+        mode,
+    }
+}
+
+#[test]
+fn accepts_the_documented_certificates_with_string_scalars() {
+    let spec =
+        TreeSpec::from_properties(&json!({ "Certificates": certificates() })).expect("valid");
+    assert_eq!(
+        spec.certificates,
+        CertsSpec {
+            renew_before_days: 30,
+            authorities: vec![AuthoritySpec {
+                name: "InternalCa".into(),
+                common_name: "Cloud Exchange internal CA".into(),
+                validity_days: 7300,
+                certificate: at("tls/ca.crt", 1001, 0o644),
+                key: at("ca/ca.key", 0, 0o600),
+            }],
+            leaves: vec![LeafSpec {
+                name: "InternalTls".into(),
+                issuer: Issuer::Authority("InternalCa".into()),
+                common_name: "localhost".into(),
+                dns_names: vec![
+                    "localhost".into(),
+                    "mongodb-primary".into(),
+                    "*.svc.local".into()
+                ],
+                ip_addresses: vec![
+                    "127.0.0.1".parse::<IpAddr>().expect("ip"),
+                    "::1".parse::<IpAddr>().expect("ip"),
+                ],
+                extended_key_usage: vec![
+                    ExtendedKeyUsage::ServerAuth,
+                    ExtendedKeyUsage::ClientAuth
+                ],
+                validity_days: 3650,
+                certificate: at("tls/tls.crt", 1001, 0o644),
+                key: at("tls/tls.key", 1001, 0o600),
+                combined_pem: Some(at("tls/tls.pem", 1001, 0o400)),
+            }],
+        }
+    );
+}
+
+#[test]
+fn certificates_take_defaults_and_native_scalars() {
+    let spec = TreeSpec::from_properties(&json!({ "Certificates": {
+        "Leaves": [{
+            "Name": "Ui", "Issuer": "Self", "CommonName": "localhost", "ValidityDays": 365,
+            "ExtendedKeyUsage": ["ServerAuth"],
+            "Certificate": { "Path": "ui.crt" }, "Key": { "Path": "ui.key" }
+        }]
+    }}))
+    .expect("valid");
+    let certs = spec.certificates;
+    assert_eq!(certs.renew_before_days, 30);
+    let leaf = &certs.leaves[0];
+    assert_eq!(leaf.issuer, Issuer::SelfSigned);
+    assert_eq!(leaf.validity_days, 365);
+    assert_eq!((leaf.dns_names.len(), leaf.ip_addresses.len()), (0, 0));
+    assert_eq!(leaf.certificate, at("ui.crt", 0, 0o644));
+    assert_eq!(leaf.key, at("ui.key", 0, 0o600));
+    assert_eq!(leaf.combined_pem, None);
+    assert_eq!(
+        TreeSpec::from_properties(&json!({ "Certificates": {} }))
+            .expect("valid")
+            .certificates,
+        CertsSpec::default()
+    );
+}
+
+#[test]
+fn accepts_certificate_limits_exactly() {
+    let leaf = |i: usize| {
+        json!({
+            "Name": format!("L{i}{}", "x".repeat(61)), "Issuer": "Self", "CommonName": "c".repeat(64),
+            "ValidityDays": "36500", "ExtendedKeyUsage": ["ServerAuth"],
+            "Certificate": { "Path": format!("c{i}") }, "Key": { "Path": format!("k{i}"), "Mode": "0700" }
+        })
+    };
+    let leaves: Vec<Value> = (0..12).map(leaf).collect();
+    TreeSpec::from_properties(
+        &json!({ "Certificates": { "RenewBeforeDays": 0, "Leaves": leaves } }),
+    )
+    .expect("valid");
+}
+
 /// (properties, expected reason). Each reason names the field it is about.
 fn rejections() -> Vec<(Value, String)> {
     let long_component = "c".repeat(256);
@@ -120,7 +246,7 @@ fn rejections() -> Vec<(Value, String)> {
         (json!([]), "ResourceProperties: must be an object, got a list".into()),
         (
             json!({ "Directorys": [] }),
-            "Directorys: unknown property; expected Directories or Files".into(),
+            "Directorys: unknown property; expected Directories, Files or Certificates".into(),
         ),
         (json!({ "Directories": "a" }), "Directories: must be a list, got a string".into()),
         (json!({ "Files": { "Path": "a" } }), "Files: must be a list, got an object".into()),
@@ -314,6 +440,251 @@ fn rejections() -> Vec<(Value, String)> {
             json!({ "Files": [file("conf"), file("conf/x")] }),
             r#"Files[1].Path: "conf/x" is inside "conf", which Files[0] declares as a file"#.into(),
         ),
+        // Certificates
+        (json!({ "Certificates": [] }), "Certificates: must be an object with Authorities and Leaves, got a list".into()),
+        (
+            with_certificates(|c| c["Leafs"] = json!([])),
+            "Certificates.Leafs: unknown key; expected one of RenewBeforeDays, Authorities, Leaves".into(),
+        ),
+        (with_certificates(|c| c["Leaves"] = json!({})), "Certificates.Leaves: must be a list, got an object".into()),
+        (
+            with_certificates(|c| c["Authorities"][0] = json!("InternalCa")),
+            "Certificates.Authorities[0]: must be an object with a Name, got a string".into(),
+        ),
+        (
+            with_certificates(|c| c["RenewBeforeDays"] = json!("-1")),
+            r#"Certificates.RenewBeforeDays: "-1" is not a number of days in 0..=36500"#.into(),
+        ),
+        (
+            with_certificates(|c| c["RenewBeforeDays"] = json!(true)),
+            "Certificates.RenewBeforeDays: must be a number or a string of digits, got a boolean".into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["ValidityDays"] = json!("0")),
+            "Certificates.Authorities[0].ValidityDays: 0 is not a number of days in 1..=36500".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["ValidityDays"] = json!("36501")),
+            "Certificates.Leaves[0].ValidityDays: 36501 is not a number of days in 1..=36500".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["ValidityDays"] = json!(1.5)),
+            "Certificates.Leaves[0].ValidityDays: 1.5 is not a number of days in 1..=36500".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["ValidityDays"] = json!("30")),
+            "Certificates.Leaves[0].ValidityDays: 30 must be more than RenewBeforeDays (30), or every \
+             Update would re-issue it"
+                .into(),
+        ),
+        (
+            with_certificates(|c| { c["Leaves"][0].as_object_mut().map(|o| o.remove("ValidityDays")); }),
+            "Certificates.Leaves[0].ValidityDays: is required".into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["Name"] = json!("internalCa")),
+            r#"Certificates.Authorities[0].Name: "internalCa" must be 1 to 64 letters and digits starting with a capital letter"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Name"] = json!("Internal-Tls")),
+            r#"Certificates.Leaves[0].Name: "Internal-Tls" must be 1 to 64 letters and digits starting with a capital letter"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Name"] = json!(format!("A{}", "b".repeat(64)))),
+            format!(
+                "Certificates.Leaves[0].Name: \"A{}\"… must be 1 to 64 letters and digits starting with a capital letter",
+                "b".repeat(63)
+            ),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["Name"] = json!("Self")),
+            r#"Certificates.Authorities[0].Name: "Self" is reserved for self-signed leaves"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Name"] = json!("InternalCa")),
+            r#"Certificates.Leaves[0].Name: "InternalCa" is already declared by Certificates.Authorities[0]"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Issuer"] = json!("OtherCa")),
+            r#"Certificates.Leaves[0].Issuer: "OtherCa" is not a declared authority; expected Self or one of InternalCa"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"] = json!([])),
+            r#"Certificates.Leaves[0].Issuer: "InternalCa" is not a declared authority; expected Self"#.into(),
+        ),
+        (
+            with_certificates(|c| { c["Leaves"][0].as_object_mut().map(|o| o.remove("Issuer")); }),
+            "Certificates.Leaves[0].Issuer: is required (Self, or the Name of an authority)".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["CommonName"] = json!("")),
+            "Certificates.Leaves[0].CommonName: must be 1 to 64 characters, got 0".into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["CommonName"] = json!("é".repeat(65))),
+            "Certificates.Authorities[0].CommonName: must be 1 to 64 characters, got 65".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["CommonName"] = json!("local\nhost")),
+            r#"Certificates.Leaves[0].CommonName: "local\nhost" contains a control character"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"] = json!("localhost")),
+            "Certificates.Leaves[0].DnsNames: must be a list of strings, got a string".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][2] = json!("rabbit mq")),
+            r#"Certificates.Leaves[0].DnsNames[2]: "rabbit mq" is not a DNS name"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][1] = json!("-bad.example")),
+            r#"Certificates.Leaves[0].DnsNames[1]: "-bad.example" is not a DNS name"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][0] = json!("a..b")),
+            r#"Certificates.Leaves[0].DnsNames[0]: "a..b" is not a DNS name"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][0] = json!(format!("{}.x", "a".repeat(64)))),
+            format!("Certificates.Leaves[0].DnsNames[0]: \"{}\"… is not a DNS name", "a".repeat(64)),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][0] = json!("127.0.0.1")),
+            r#"Certificates.Leaves[0].DnsNames[0]: "127.0.0.1" is an IP address; list it under IpAddresses"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["DnsNames"][0] = json!(7)),
+            "Certificates.Leaves[0].DnsNames[0]: must be a string, got a number".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["IpAddresses"][1] = json!("127.0.0.300")),
+            r#"Certificates.Leaves[0].IpAddresses[1]: "127.0.0.300" is not an IPv4 or IPv6 address"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["IpAddresses"][0] = json!("localhost")),
+            r#"Certificates.Leaves[0].IpAddresses[0]: "localhost" is not an IPv4 or IPv6 address"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["ExtendedKeyUsage"][1] = json!("CodeSigning")),
+            r#"Certificates.Leaves[0].ExtendedKeyUsage[1]: "CodeSigning" is not ServerAuth or ClientAuth"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["ExtendedKeyUsage"] = json!([])),
+            "Certificates.Leaves[0].ExtendedKeyUsage: is required: a list of ServerAuth and/or ClientAuth".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"]["Mode"] = json!("0640")),
+            r#"Certificates.Leaves[0].Key.Mode: "0640" is not owner-only; a file holding a private key must stay within 0700, such as "0600""#.into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["Key"]["Mode"] = json!("0604")),
+            r#"Certificates.Authorities[0].Key.Mode: "0604" is not owner-only; a file holding a private key must stay within 0700, such as "0600""#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["CombinedPem"]["Mode"] = json!("4600")),
+            r#"Certificates.Leaves[0].CombinedPem.Mode: "4600" is not owner-only; a file holding a private key must stay within 0700, such as "0600""#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Certificate"]["Mode"] = json!(644)),
+            "Certificates.Leaves[0].Certificate.Mode: must be a string of octal digits such as \"0750\", \
+             got the number 644; quote it (an unquoted YAML 0750 can arrive as the decimal 488)"
+                .into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"] = json!("tls/tls.key")),
+            "Certificates.Leaves[0].Key: must be an object with Path, Owner, Group and Mode, got a string".into(),
+        ),
+        (
+            with_certificates(|c| { c["Authorities"][0].as_object_mut().map(|o| o.remove("Key")); }),
+            "Certificates.Authorities[0].Key: is required: an object with Path, Owner, Group and Mode".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"]["Content"] = json!("-----BEGIN")),
+            "Certificates.Leaves[0].Key.Content: unknown key; expected one of Path, Owner, Group, Mode".into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Certificate"]["Path"] = json!("/etc/ssl/tls.crt")),
+            r#"Certificates.Leaves[0].Certificate.Path: "/etc/ssl/tls.crt" is absolute; paths are relative to the mount"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"]["Path"] = json!("tls/../ca/ca.key")),
+            r#"Certificates.Leaves[0].Key.Path: ".." component is not allowed"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"]["Owner"] = json!("-1")),
+            r#"Certificates.Leaves[0].Key.Owner: "-1" is not an id in 0..=4294967294"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Subject"] = json!("CN=x")),
+            "Certificates.Leaves[0].Subject: unknown key; expected one of Name, Issuer, CommonName, \
+             DnsNames, IpAddresses, ExtendedKeyUsage, ValidityDays, Certificate, Key, CombinedPem"
+                .into(),
+        ),
+        (
+            with_certificates(|c| c["Authorities"][0]["DnsNames"] = json!([])),
+            "Certificates.Authorities[0].DnsNames: unknown key; expected one of Name, CommonName, \
+             ValidityDays, Certificate, Key"
+                .into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["Key"]["Path"] = json!("tls/tls.crt")),
+            r#"Certificates.Leaves[0].Key.Path: "tls/tls.crt" is already declared by Certificates.Leaves[0].Certificate"#.into(),
+        ),
+        (
+            with_certificates(|c| c["Leaves"][0]["CombinedPem"]["Path"] = json!("ca/ca.key")),
+            r#"Certificates.Leaves[0].CombinedPem.Path: "ca/ca.key" is already declared by Certificates.Authorities[0].Key"#.into(),
+        ),
+        (
+            {
+                let mut props = with_certificates(|_| {});
+                props["Files"] = json!([file("tls/tls.key")]);
+                props
+            },
+            r#"Certificates.Leaves[0].Key.Path: "tls/tls.key" is already declared by Files[0]"#.into(),
+        ),
+        (
+            {
+                let mut props = with_certificates(|_| {});
+                props["Directories"] = json!([dir("tls/ca.crt")]);
+                props
+            },
+            r#"Certificates.Authorities[0].Certificate.Path: "tls/ca.crt" is already declared by Directories[0]"#.into(),
+        ),
+        (
+            {
+                let mut props = with_certificates(|_| {});
+                props["Files"] = json!([file("tls")]);
+                props
+            },
+            r#"Certificates.Authorities[0].Certificate.Path: "tls/ca.crt" is inside "tls", which Files[0] declares as a file"#.into(),
+        ),
+        (
+            {
+                let mut props = with_certificates(|_| {});
+                props["Directories"] = json!([dir("ca/ca.key/sub")]);
+                props
+            },
+            r#"Directories[0].Path: "ca/ca.key/sub" is inside "ca/ca.key", which Certificates.Authorities[0].Key declares as a file"#.into(),
+        ),
+        (
+            with_certificates(|c| {
+                let leaf = c["Leaves"][0].clone();
+                let leaves: Vec<Value> = (0..12)
+                    .map(|i| {
+                        let mut l = leaf.clone();
+                        l["Name"] = json!(format!("Leaf{i}"));
+                        for (field, file) in [("Certificate", "crt"), ("Key", "key"), ("CombinedPem", "pem")] {
+                            l[field]["Path"] = json!(format!("tls/{i}.{file}"));
+                        }
+                        l
+                    })
+                    .collect();
+                c["Leaves"] = json!(leaves);
+            }),
+            "Certificates: declares 13 certificates; the limit is 12 (each adds two Data attributes to a \
+             response limited to 4096 bytes)"
+                .into(),
+        ),
     ]
 }
 
@@ -354,7 +725,7 @@ fn unknown_key_is_reported_even_after_service_keys() {
     // Object keys are iterated in sorted order; "ServiceToken" sorts before "Tree".
     assert_eq!(
         reason(json!({ "ServiceToken": "arn", "Tree": [] })),
-        "Tree: unknown property; expected Directories or Files"
+        "Tree: unknown property; expected Directories, Files or Certificates"
     );
 }
 

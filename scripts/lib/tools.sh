@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Installs, on a fresh machine, what the project's scripts need: Debian packages
-# (jq, shellcheck, bats) and a Python venv under .venv with requirements-dev.txt, every
-# version fixed by requirements-dev.lock (pip freeze) so pip never backtracks on a new machine.
+# (jq, shellcheck, bats, curl, openssl) and a Python venv under .venv with requirements-dev.txt,
+# every version fixed by requirements-dev.lock (pip freeze) so pip never backtracks on a new
+# machine.
 # Sourced by demo.sh, test.sh and bench.sh; every step is skipped when already done.
 
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,7 +14,7 @@ source "${TOOLS_ROOT}/scripts/lib/messages.sh"
 
 ensure_debian_packages() {
   local missing=() pkg
-  for pkg in jq shellcheck bats curl; do
+  for pkg in jq shellcheck bats curl openssl; do
     command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   # fuse3 brings fusermount3, which mounts the EFS stand-in (efs-standin/) without libfuse.
