@@ -14,7 +14,7 @@ source "${ROOT}/scripts/lib/tools.sh"
 RUNS=10
 SCALE_RUNS=3
 SIZES="10,100,1000"
-TREE_DIR="${TMPDIR:-/tmp}"
+TREE_DIR=""
 LATENCY_MS=1
 CACHE_SECS=3
 
@@ -35,7 +35,8 @@ Python / Rust.
   --runs N        cold runs per contestant and request (default ${RUNS})
   --scale-runs N  cold runs per contestant and size in the scaling runs (default ${SCALE_RUNS})
   --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
-  --tree-dir DIR  where each run's backing folder is made (default ${TREE_DIR})
+  --tree-dir DIR  where each run's backing folder is made (default /dev/shm behind the
+                  stand-in, so that only its latency counts, else \$TMPDIR or /tmp)
   --help          this text
 USAGE
 }
@@ -55,7 +56,7 @@ parse_args() {
   done
   [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '${RUNS}'"
   [[ "$SCALE_RUNS" =~ ^[1-9][0-9]*$ ]] || die "--scale-runs expects a positive integer, got '${SCALE_RUNS}'"
-  [[ -d "$TREE_DIR" ]] || die "--tree-dir ${TREE_DIR} is not a directory"
+  [[ -z "$TREE_DIR" || -d "$TREE_DIR" ]] || die "--tree-dir ${TREE_DIR} is not a directory"
   [[ "$LATENCY_MS" == none || "$LATENCY_MS" =~ ^[0-9]+([.][0-9]+)?$ ]] \
     || die "--latency-ms expects a number of milliseconds or 'none', got '${LATENCY_MS}'"
   [[ "$CACHE_SECS" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--cache-secs expects a number of seconds, got '${CACHE_SECS}'"
@@ -75,7 +76,7 @@ run_harness() {
   printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "${release}/bootstrap")"
   python -m bench.harness --bootstrap "${release}/bootstrap" --standin "${release}/efs-standin" \
     --latency-ms "$LATENCY_MS" --cache-secs "$CACHE_SECS" --runs "$RUNS" --scale-runs "$SCALE_RUNS" \
-    --sizes "$SIZES" --tree-dir "$TREE_DIR"
+    --sizes "$SIZES" ${TREE_DIR:+--tree-dir "$TREE_DIR"}
 }
 
 main() {

@@ -21,9 +21,9 @@
 //! the cost is the number of round trips in a row, not the CPU. Hence:
 //! - the walk holds each directory's handle while it works below it, so every entry
 //!   costs one lookup from its parent rather than one per level of its path;
-//! - directories it only walks through are opened with `O_PATH` (a lookup, no open);
-//!   attributes come from the handle it holds (`fstat`, answered by the client's cache
-//!   right after the lookup);
+//! - directories are opened with `O_PATH` (a lookup, no open on the server) unless
+//!   files are written into them; owner and mode are read from and set through the
+//!   handle it holds (`fstat` is answered by the client's cache right after the lookup);
 //! - the apply pass skips every subtree in which the check pass found nothing to do,
 //!   so an unchanged tree costs one lookup per entry and nothing else;
 //! - entries in different subtrees do not depend on each other, so both passes walk
@@ -44,7 +44,7 @@ use rustix::io::Errno;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
@@ -487,16 +487,17 @@ fn directory(
 ) -> Result<OwnedFd, TreeError> {
     let node = &tree.nodes[id];
     let (name, path) = (node.name, node.path);
-    let needs_fd = node.lacking() || node.writes_left.load(Ordering::Relaxed) > 0;
-    let flags = if needs_fd {
+    // Only a directory that files are written into needs a handle that can be flushed;
+    // owner and mode are changed through an `O_PATH` one too (see `set_attributes`).
+    let flags = if node.writes_left.load(Ordering::Relaxed) > 0 {
         DIR_FLAGS
     } else {
         OFlags::PATH | DIR_FLAGS
     };
     if node.found.get().is_some() {
         if let Some(dir) = open_directory_with(parent, name, path, flags)? {
-            // Without the need, the check pass proved owner and mode right.
-            if let (true, Some(attrs)) = (needs_fd, declared) {
+            // Else the check pass proved owner and mode right.
+            if let (true, Some(attrs)) = (node.lacking(), declared) {
                 set_attributes(dir.as_fd(), attrs, path)?;
             }
             return Ok(dir);
@@ -511,7 +512,7 @@ fn directory(
         Err(Errno::EXIST) => false,
         Err(errno) => return Err(fs_error(path, "create the directory", errno)),
     };
-    let dir = open_directory(parent, name, path)?
+    let dir = open_directory_with(parent, name, path, flags)?
         .ok_or_else(|| fs_error(path, "open the new directory", Errno::NOENT))?;
     let attrs = if created {
         report.directories.fetch_add(1, Ordering::Relaxed);
@@ -539,20 +540,37 @@ fn creation_mode(declared: Option<Attrs>) -> Mode {
 /// directory itself is flushed by the caller.
 fn write(parent: BorrowedFd, name: &str, spec: &FileSpec) -> Result<(), TreeError> {
     let path = spec.path.as_str();
-    let (temp_name, temp) = create_temp(parent, path, creation_mode(Some(Attrs::of_file(spec))))?;
+    let attrs = Attrs::of_file(spec);
+    let (temp_name, temp) = create_temp(parent, path, creation_mode(Some(attrs)))?;
     let mut temp = File::from(temp);
-    let written = temp
-        .write_all(spec.content.as_bytes())
-        .map_err(|source| io_error(path, "write the temporary file", source))
-        .and_then(|()| set_attributes(temp.as_fd(), Attrs::of_file(spec), path))
-        .and_then(|()| {
-            temp.sync_all()
-                .map_err(|source| io_error(path, "flush the temporary file", source))
-        })
-        .and_then(|()| {
-            rfs::renameat(parent, &temp_name, parent, name)
-                .map_err(|errno| fs_error(path, "rename the temporary file into place", errno))
-        });
+    // Owner and mode are set before the content while the client still holds the
+    // attributes the create returned (a write makes it ask the server again), unless
+    // they have setuid, setgid or sticky bits, which a write may clear: then after it.
+    let early = attrs.mode & 0o7000 == 0;
+    let written = (if early {
+        set_attributes(temp.as_fd(), attrs, path)
+    } else {
+        Ok(())
+    })
+    .and_then(|()| {
+        temp.write_all(spec.content.as_bytes())
+            .map_err(|source| io_error(path, "write the temporary file", source))
+    })
+    .and_then(|()| {
+        if early {
+            Ok(())
+        } else {
+            set_attributes(temp.as_fd(), attrs, path)
+        }
+    })
+    .and_then(|()| {
+        temp.sync_all()
+            .map_err(|source| io_error(path, "flush the temporary file", source))
+    })
+    .and_then(|()| {
+        rfs::renameat(parent, &temp_name, parent, name)
+            .map_err(|errno| fs_error(path, "rename the temporary file into place", errno))
+    });
     if written.is_err() {
         // Best effort: the original error is the one worth reporting.
         let _ = rfs::unlinkat(parent, &temp_name, AtFlags::empty());
@@ -677,14 +695,18 @@ fn create_temp(parent: BorrowedFd, path: &str, mode: Mode) -> Result<(String, Ow
 
 /// Sets owner and mode through `fd`, each only if it differs. Owner goes first because
 /// `chown` may clear setuid/setgid bits; the mode is then set again if it had any.
+/// `fd` may be an `O_PATH` handle of a directory, which saves opening it on the server.
 fn set_attributes(fd: BorrowedFd, attrs: Attrs, path: &str) -> Result<(), TreeError> {
     let stat = fstat(fd, path)?;
     let mut mode = stat.st_mode & 0o7777;
     if stat.st_uid != attrs.owner || stat.st_gid != attrs.group {
-        rfs::fchown(
+        // `fchown` refuses an `O_PATH` handle; `AT_EMPTY_PATH` takes it.
+        rfs::chownat(
             fd,
+            "",
             Some(Uid::from_raw(attrs.owner)),
             Some(Gid::from_raw(attrs.group)),
+            AtFlags::EMPTY_PATH,
         )
         .map_err(|errno| fs_error(path, "change the owner", errno))?;
         if mode & 0o6000 != 0 {
@@ -692,10 +714,26 @@ fn set_attributes(fd: BorrowedFd, attrs: Attrs, path: &str) -> Result<(), TreeEr
         }
     }
     if mode != attrs.mode {
-        rfs::fchmod(fd, Mode::from_raw_mode(attrs.mode))
+        change_mode(fd, Mode::from_raw_mode(attrs.mode))
             .map_err(|errno| fs_error(path, "change the mode", errno))?;
     }
     Ok(())
+}
+
+/// `fchmod`, also for an `O_PATH` handle of a directory, which `fchmod` refuses: then
+/// through `/proc/self/fd`, whose link leads to the very inode the handle holds (no name
+/// is looked up again), or, without `/proc`, through a handle opened on its `.`.
+fn change_mode(fd: BorrowedFd, mode: Mode) -> Result<(), Errno> {
+    match rfs::fchmod(fd, mode) {
+        Err(Errno::BADF) => {}
+        other => return other,
+    }
+    match rfs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), mode) {
+        Err(Errno::NOENT | Errno::NOTDIR) => {}
+        other => return other,
+    }
+    let dir = rfs::openat(fd, ".", DIR_FLAGS, Mode::empty())?;
+    rfs::fchmod(dir, mode)
 }
 
 fn fstat(fd: BorrowedFd, path: &str) -> Result<Stat, TreeError> {
