@@ -139,7 +139,8 @@ has_event() { # STACK LOGICAL_ID STATUS
 }
 
 # Every directory and file the template's EfsTree declares exists with its owner and mode;
-# every file holds its declared content unless SKIP_CONTENT names it.
+# every file holds its declared content unless SKIP_CONTENT names it. Entries under Fn::If
+# depend on parameters this test leaves at their defaults, which drop them.
 tree_matches() { # TEMPLATE_JSON_FILE [SKIP_CONTENT]
   local ok=0 path owner group mode kind want got
   while IFS=$'\t' read -r kind path owner group mode; do
@@ -157,8 +158,8 @@ tree_matches() { # TEMPLATE_JSON_FILE [SKIP_CONTENT]
       ok=1
     fi
   done < <(jq -r '.Resources.EfsTree.Properties
-      | (.Directories[] | ["d", .Path, .Owner, .Group, .Mode]),
-        (.Files[] | ["f", .Path, .Owner, .Group, .Mode]) | map(tostring) | @tsv' "$1")
+      | (.Directories[] | select(has("Path")) | ["d", .Path, .Owner, .Group, .Mode]),
+        (.Files[] | select(has("Path")) | ["f", .Path, .Owner, .Group, .Mode]) | map(tostring) | @tsv' "$1")
   return "$ok"
 }
 
