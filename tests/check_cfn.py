@@ -36,22 +36,50 @@ FIXTURE = ROOT / "tests" / "fixtures" / "stack-outputs.json"
 REGISTER_SCRIPT = ROOT / "scripts" / "register-task-definition.sh"
 
 # Placeholders the register script fills itself (documented in its usage text).
-SCRIPT_VARIABLES = {"Region", "Cpu", "Memory", "CeProfile", "MemoryRabbitmq", "MemoryMongodb", "MemoryCore",
-                    "ImageCore", "ImageUi", "ImageMongodb", "ImageRabbitmq"}
+SCRIPT_VARIABLES = {
+    "Region",
+    "Cpu",
+    "Memory",
+    "CeProfile",
+    "MemoryRabbitmq",
+    "MemoryMongodb",
+    "MemoryCore",
+    "ImageCore",
+    "ImageUi",
+    "ImageMongodb",
+    "ImageRabbitmq",
+}
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 # Names that announce a credential: such a variable belongs in `secrets`, never `environment`.
-CREDENTIAL_NAME = re.compile(r"PASS|SECRET|COOKIE|TOKEN|CONNECTION_STRING|CREDENTIAL|PRIVATE_KEY|API_KEY", re.IGNORECASE)
+CREDENTIAL_NAME = re.compile(
+    r"PASS|SECRET|COOKIE|TOKEN|CONNECTION_STRING|CREDENTIAL|PRIVATE_KEY|API_KEY", re.IGNORECASE
+)
 # scheme://user:password@ with the password written out; a shell variable (${NAME}, as the
 # environment loader builds the connection strings) is not a written-down password.
 URI_PASSWORD = re.compile(
-    r"[a-z][a-z0-9+.-]*://(?:\$\{[^}\s]*\}|[^/@\s:\"'$]+):(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^/@\s\"']+@", re.IGNORECASE)
+    r"[a-z][a-z0-9+.-]*://(?:\$\{[^}\s]*\}|[^/@\s:\"'$]+):(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^/@\s\"']+@", re.IGNORECASE
+)
 # Absolute paths inside a text (an entry point, a health check, a seeded script or config).
 ABSOLUTE_PATH = re.compile(r"(?<![\w.$}/-])(/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)")
 # Mount points that would hide a directory the images themselves use (CE's images keep code
 # in /opt, RabbitMQ reads its image's /etc/rabbitmq/conf.d, ...): mount beside them instead.
-IMAGE_DIRECTORIES = {"/", "/bin", "/data", "/docker-entrypoint-initdb.d", "/etc", "/etc/rabbitmq",
-                     "/etc/rabbitmq/conf.d", "/opt", "/opt/netskope", "/tmp", "/usr", "/usr/local",
-                     "/usr/local/share", "/var", "/var/lib"}
+IMAGE_DIRECTORIES = {
+    "/",
+    "/bin",
+    "/data",
+    "/docker-entrypoint-initdb.d",
+    "/etc",
+    "/etc/rabbitmq",
+    "/etc/rabbitmq/conf.d",
+    "/opt",
+    "/opt/netskope",
+    "/tmp",
+    "/usr",
+    "/usr/local",
+    "/usr/local/share",
+    "/var",
+    "/var/lib",
+}
 EFS_TREE_ID = "EfsTree"
 EFS_TREE_TYPE = "Custom::CloudExchangeEfsTree"
 MAX_SERVICE_TIMEOUT = 300
@@ -111,8 +139,10 @@ def tree(inputs):
     props = inputs.template["Resources"][EFS_TREE_ID]["Properties"]
     # Entries behind a condition (Fn::If: the operator's CA file) are checked on the
     # template's variants by tests/check_operate.py.
-    return ({d["Path"]: d for d in props.get("Directories", [])},
-            {f["Path"]: f for f in props.get("Files", []) if "Path" in f})
+    return (
+        {d["Path"]: d for d in props.get("Directories", [])},
+        {f["Path"]: f for f in props.get("Files", []) if "Path" in f},
+    )
 
 
 def lambda_access_point(inputs):
@@ -163,7 +193,7 @@ def efs_path(inputs, container, path):
             best = (base, roots[mount["sourceVolume"]])
     if best is None:
         return None
-    return posixpath.normpath(posixpath.join(best[1], path[len(best[0]):].lstrip("/")))
+    return posixpath.normpath(posixpath.join(best[1], path[len(best[0]) :].lstrip("/")))
 
 
 def run_shellcheck(name, text, shell):
@@ -172,8 +202,12 @@ def run_shellcheck(name, text, shell):
         handle.write(text)
         handle.flush()
         # SC1091: the files these source live on EFS, not here.
-        result = subprocess.run(["shellcheck", "--format=gcc", f"--shell={shell}", "--exclude=SC1091", handle.name],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["shellcheck", "--format=gcc", f"--shell={shell}", "--exclude=SC1091", handle.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     return [f"{name}: {line.split(':', 1)[1]}" for line in result.stdout.splitlines()]
 
 
@@ -210,31 +244,50 @@ def check_efs_tree(inputs):
         # else (custom.conf, __init__.py) is the operator's once written.
         want = "true" if path.endswith(".sh") else "false"
         if entry.get("Overwrite") != want:
-            errors.append(f"{EFS_TREE_ID} file {path}: Overwrite must be \"{want}\" "
-                          + ("so updates of our scripts reach them" if want == "true" else "so operators' edits survive"))
+            errors.append(
+                f'{EFS_TREE_ID} file {path}: Overwrite must be "{want}" '
+                + ("so updates of our scripts reach them" if want == "true" else "so operators' edits survive")
+            )
     own = lambda_access_point(inputs)
-    task_roots = {ap["Properties"].get("RootDirectory", {}).get("Path", "/").strip("/")
-                  for ap in task_access_points(inputs).values()}
+    task_roots = {
+        ap["Properties"].get("RootDirectory", {}).get("Path", "/").strip("/")
+        for ap in task_access_points(inputs).values()
+    }
     for path, entry in certificate_files(inputs).items():
         parent = posixpath.dirname(path)
         if parent not in directories:
-            errors.append(f"{EFS_TREE_ID} certificate file {path} ({entry['Of']}): its directory {parent or '/'} is not declared")
+            errors.append(
+                f"{EFS_TREE_ID} certificate file {path} ({entry['Of']}): its directory {parent or '/'} is not declared"
+            )
         if entry["Of"].endswith((".Key", ".CombinedPem")) and entry.get("Mode") != "0600":
-            errors.append(f"{EFS_TREE_ID} private key {path} ({entry['Of']}): Mode must be \"0600\"")
+            errors.append(f'{EFS_TREE_ID} private key {path} ({entry["Of"]}): Mode must be "0600"')
     certs = inputs.template["Resources"][EFS_TREE_ID]["Properties"].get("Certificates") or {}
     for authority in certs.get("Authorities", []):
         key = (authority.get("Key") or {}).get("Path", "")
         inside = sorted(root for root in task_roots if key == root or key.startswith(root + "/"))
         if inside or (authority.get("Key") or {}).get("Owner") != "0":
-            errors.append(f"{EFS_TREE_ID} CA key {key} must be root's and outside every task access point "
-                          f"(inside {inside or 'none'})")
-    statements = inputs.template["Resources"].get("TaskRoleEfsPolicy", {}).get("Properties", {}) \
-        .get("PolicyDocument", {}).get("Statement", [])
-    granted = {ref_target(arn) for st in statements
-               for arn in st.get("Condition", {}).get("StringEquals", {}).get("elasticfilesystem:AccessPointArn", [])}
+            errors.append(
+                f"{EFS_TREE_ID} CA key {key} must be root's and outside every task access point "
+                f"(inside {inside or 'none'})"
+            )
+    statements = (
+        inputs.template["Resources"]
+        .get("TaskRoleEfsPolicy", {})
+        .get("Properties", {})
+        .get("PolicyDocument", {})
+        .get("Statement", [])
+    )
+    granted = {
+        ref_target(arn)
+        for st in statements
+        for arn in st.get("Condition", {}).get("StringEquals", {}).get("elasticfilesystem:AccessPointArn", [])
+    }
     if granted != set(task_access_points(inputs)):
-        errors.append(f"TaskRoleEfsPolicy must list every task access point: missing "
-                      f"{sorted(set(task_access_points(inputs)) - granted)}, extra {sorted(map(str, granted - set(task_access_points(inputs))))}")
+        wanted = set(task_access_points(inputs))
+        errors.append(
+            f"TaskRoleEfsPolicy must list every task access point: missing "
+            f"{sorted(wanted - granted)}, extra {sorted(map(str, granted - wanted))}"
+        )
     for name, ap in resources(inputs, "AWS::EFS::AccessPoint").items():
         p = ap["Properties"]
         root = p.get("RootDirectory", {}).get("Path", "/")
@@ -251,10 +304,16 @@ def check_efs_tree(inputs):
             errors.append(f"{name}: root directory {root} is not a directory of {EFS_TREE_ID}")
             continue
         if (uid, gid) != (entry["Owner"], entry["Group"]):
-            errors.append(f"{name}: PosixUser {uid}:{gid} differs from the tree's owner {entry['Owner']}:{entry['Group']} of {root}")
+            errors.append(
+                f"{name}: PosixUser {uid}:{gid} differs from the tree's owner "
+                f"{entry['Owner']}:{entry['Group']} of {root}"
+            )
         info = p.get("RootDirectory", {}).get("CreationInfo")
         if info and (info["OwnerUid"], info["OwnerGid"], int(info["Permissions"], 8)) != (
-            entry["Owner"], entry["Group"], int(entry["Mode"], 8)):
+            entry["Owner"],
+            entry["Group"],
+            int(entry["Mode"], 8),
+        ):
             errors.append(f"{name}: CreationInfo differs from the tree's owner and mode of {root}")
     function = next(iter(resources(inputs, "AWS::Lambda::Function").values()), {}).get("Properties", {})
     mount = [c.get("LocalMountPath") for c in function.get("FileSystemConfigs", [])]
@@ -284,10 +343,15 @@ def check_volumes(inputs):
         if efs.get("rootDirectory", "/") != "/":
             errors.append(f"volume {name}: the access point sets the root; rootDirectory must be / or absent")
         if output_resource(inputs, efs.get("fileSystemId")) not in file_systems:
-            errors.append(f"volume {name}: fileSystemId {efs.get('fileSystemId')!r} is not an output naming the file system")
+            errors.append(
+                f"volume {name}: fileSystemId {efs.get('fileSystemId')!r} is not an output naming the file system"
+            )
         ap = output_resource(inputs, auth.get("accessPointId"))
         if ap not in task_aps:
-            errors.append(f"volume {name}: accessPointId {auth.get('accessPointId')!r} is not an output naming a task access point")
+            errors.append(
+                f"volume {name}: accessPointId {auth.get('accessPointId')!r} "
+                "is not an output naming a task access point"
+            )
         else:
             used.setdefault(ap, []).append(name)
     for ap in sorted(task_aps):
@@ -308,7 +372,10 @@ def check_mount_points(inputs):
     for container in containers(inputs.task_definition):
         name = container["name"]
         paths = [m.get("containerPath", "").rstrip("/") or "/" for m in container.get("mountPoints", [])]
-        errors += [f"container {name}: two volumes are mounted at {p}" for p in sorted({p for p in paths if paths.count(p) > 1})]
+        errors += [
+            f"container {name}: two volumes are mounted at {p}"
+            for p in sorted({p for p in paths if paths.count(p) > 1})
+        ]
         for mount in container.get("mountPoints", []):
             volume, path = mount.get("sourceVolume"), mount.get("containerPath", "").rstrip("/") or "/"
             mounted.add(volume)
@@ -316,13 +383,17 @@ def check_mount_points(inputs):
                 errors.append(f"container {name}: mountPoint names unknown volume {volume!r}")
                 continue
             if volume in roots and roots[volume] not in directories:
-                errors.append(f"container {name}: volume {volume} reaches {roots[volume]}, not a directory of {EFS_TREE_ID}")
+                errors.append(
+                    f"container {name}: volume {volume} reaches {roots[volume]}, not a directory of {EFS_TREE_ID}"
+                )
             if path in IMAGE_DIRECTORIES:
                 errors.append(f"container {name}: volume {volume} mounted at {path} would hide the image's own {path}")
             outer = efs_path(inputs, {"mountPoints": [m for m in container["mountPoints"] if m is not mount]}, path)
             if outer is not None and outer not in directories:
-                errors.append(f"container {name}: mount point {path} of volume {volume} lies inside another volume, "
-                              f"but {outer} is not a declared directory")
+                errors.append(
+                    f"container {name}: mount point {path} of volume {volume} lies inside another volume, "
+                    f"but {outer} is not a declared directory"
+                )
     errors += [f"volume {v} is never mounted" for v in sorted(volumes - mounted)]
     return errors
 
@@ -331,8 +402,11 @@ def referenced_texts(inputs, container):
     """What a container runs or reads that names files: entry point, command, health check,
     environment values, then (to a fixpoint) every seeded file those name below its mounts."""
     files = tree(inputs)[1]
-    texts = [("task definition", s) for key in ("entryPoint", "command", "healthCheck", "environment")
-             for s in strings(container.get(key, []))]
+    texts = [
+        ("task definition", s)
+        for key in ("entryPoint", "command", "healthCheck", "environment")
+        for s in strings(container.get(key, []))
+    ]
     seen = set()
     index = 0
     while index < len(texts):
@@ -357,8 +431,10 @@ def check_file_references(inputs):
             for path in sorted(set(ABSOLUTE_PATH.findall(text))):
                 target = efs_path(inputs, container, path)
                 if target is not None and target not in known:
-                    errors.append(f"container {container['name']}: {path} (named in {source}) is {target} on EFS, "
-                                  f"which {EFS_TREE_ID} does not declare")
+                    errors.append(
+                        f"container {container['name']}: {path} (named in {source}) is {target} on EFS, "
+                        f"which {EFS_TREE_ID} does not declare"
+                    )
     return errors
 
 
@@ -396,8 +472,10 @@ def check_memory(inputs):
     for container in containers(inputs.task_definition):
         env = {e.get("name"): e.get("value") for e in container.get("environment", [])}
         if "RABBITMQ_RAM_RESOURCES" in env and env["RABBITMQ_RAM_RESOURCES"] != container.get("memory"):
-            errors.append(f"container {container['name']}: RABBITMQ_RAM_RESOURCES {env['RABBITMQ_RAM_RESOURCES']!r} "
-                          f"differs from its memory {container.get('memory')!r}")
+            errors.append(
+                f"container {container['name']}: RABBITMQ_RAM_RESOURCES {env['RABBITMQ_RAM_RESOURCES']!r} "
+                f"differs from its memory {container.get('memory')!r}"
+            )
     return errors
 
 
@@ -410,11 +488,21 @@ def check_depends_on(inputs):
     for container in containers(inputs.task_definition):
         for dep in container.get("dependsOn", []):
             if dep.get("containerName") not in names - {container["name"]}:
-                errors.append(f"container {container['name']}: dependsOn names {dep.get('containerName')!r}, not another container")
-    required = {("core", "mongodb-primary", "HEALTHY"), ("core", "rabbitmq-stats", "HEALTHY"),
-                ("core", "seed-plugins", "SUCCESS"), ("ui", "core", "HEALTHY")}
-    present = {(c["name"], d.get("containerName"), d.get("condition"))
-               for c in containers(inputs.task_definition) for d in c.get("dependsOn", [])}
+                errors.append(
+                    f"container {container['name']}: dependsOn names {dep.get('containerName')!r}, "
+                    "not another container"
+                )
+    required = {
+        ("core", "mongodb-primary", "HEALTHY"),
+        ("core", "rabbitmq-stats", "HEALTHY"),
+        ("core", "seed-plugins", "SUCCESS"),
+        ("ui", "core", "HEALTHY"),
+    }
+    present = {
+        (c["name"], d.get("containerName"), d.get("condition"))
+        for c in containers(inputs.task_definition)
+        for d in c.get("dependsOn", [])
+    }
     errors += [f"container {c} must depend on {d} being {cond}" for c, d, cond in sorted(required - present)]
     for container in containers(inputs.task_definition):
         if container.get("essential", True) and not container.get("healthCheck"):
@@ -441,8 +529,10 @@ def check_placeholders(inputs):
     always = {k for k, v in inputs.template.get("Outputs", {}).items() if "Condition" not in v}
     fixture_keys = {o["OutputKey"] for o in inputs.fixture["Stacks"][0].get("Outputs", [])}
     if not always <= fixture_keys <= outputs:
-        errors.append(f"fixture outputs differ from the template's: missing {sorted(always - fixture_keys)}, "
-                      f"extra {sorted(fixture_keys - outputs)}")
+        errors.append(
+            f"fixture outputs differ from the template's: missing {sorted(always - fixture_keys)}, "
+            f"extra {sorted(fixture_keys - outputs)}"
+        )
     return errors
 
 
@@ -458,18 +548,25 @@ def check_credentials(inputs):
         for container in containers(task_definition):
             for env in container.get("environment", []):
                 if CREDENTIAL_NAME.search(env.get("name", "")):
-                    errors.append(f"{label}: container {container['name']} sets {env['name']} in environment; use secrets")
+                    errors.append(
+                        f"{label}: container {container['name']} sets {env['name']} in environment; use secrets"
+                    )
             for secret in container.get("secrets", []):
                 value = secret.get("valueFrom", "")
                 if label == "template":
                     # A JSON key of the secret (ARN:key::) names the same secret.
                     target = output_resource(inputs, re.sub(r":[A-Za-z0-9_]+::$", "", value))
                     if target not in secret_ids | operator_secrets:
-                        errors.append(f"container {container['name']}: secret {secret.get('name')} comes from "
-                                      f"{value!r}, not an output naming a generated secret")
+                        errors.append(
+                            f"container {container['name']}: secret {secret.get('name')} comes from "
+                            f"{value!r}, not an output naming a generated secret"
+                        )
                     referenced.add(target)
                 elif not re.match(r"^arn:aws[a-z-]*:secretsmanager:", value):
-                    errors.append(f"rendered: container {container['name']}: secret {secret.get('name')} is not a Secrets Manager ARN")
+                    errors.append(
+                        f"rendered: container {container['name']}: secret {secret.get('name')} "
+                        "is not a Secrets Manager ARN"
+                    )
     for name, secret in resources(inputs, "AWS::SecretsManager::Secret").items():
         props = secret["Properties"]
         # A SecretString is either written down or built from other secrets with dynamic
@@ -479,18 +576,27 @@ def check_credentials(inputs):
         elif props["GenerateSecretString"].get("ExcludePunctuation") is not True:
             errors.append(f"{name}: generated values go into URIs and shells; set ExcludePunctuation")
     policy_secrets = set()
-    documents = [policy["PolicyDocument"] for role in resources(inputs, "AWS::IAM::Role").values()
-                 for policy in role["Properties"].get("Policies", [])]
-    documents += [policy["Properties"]["PolicyDocument"] for policy in resources(inputs, "AWS::IAM::RolePolicy").values()]
+    documents = [
+        policy["PolicyDocument"]
+        for role in resources(inputs, "AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+    ]
+    documents += [
+        policy["Properties"]["PolicyDocument"] for policy in resources(inputs, "AWS::IAM::RolePolicy").values()
+    ]
     for document in documents:
         for statement in document["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if "secretsmanager:GetSecretValue" in actions:
-                resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                resources_ = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
                 policy_secrets |= {ref_target(r) for r in resources_}
     if policy_secrets != referenced:
-        errors.append(f"GetSecretValue must cover exactly the task's secrets: missing {sorted(referenced - policy_secrets)}, "
-                      f"extra {sorted(map(str, policy_secrets - referenced))}")
+        errors.append(
+            f"GetSecretValue must cover exactly the task's secrets: missing {sorted(referenced - policy_secrets)}, "
+            f"extra {sorted(map(str, policy_secrets - referenced))}"
+        )
     for name, param in inputs.template.get("Parameters", {}).items():
         # A secret's ARN names a credential the operator keeps in Secrets Manager; it is not one.
         if (CREDENTIAL_NAME.search(name) and not name.endswith("SecretArn")) or param.get("NoEcho"):
@@ -556,14 +662,17 @@ def _certificates(inputs, key_path, key_mode):
     props = inputs.template["Resources"][EFS_TREE_ID]["Properties"]
     certs = props.setdefault("Certificates", {"Authorities": [{}], "Leaves": []})
     certs["Authorities"][0] = {
-        "Name": "Test", "CommonName": "test",
+        "Name": "Test",
+        "CommonName": "test",
         "Certificate": {"Path": "data/ssl_certs/test_ca.crt", "Owner": "1001", "Group": "1001", "Mode": "0644"},
         "Key": {"Path": key_path, "Owner": "0", "Group": "0", "Mode": key_mode},
     }
 
 
 def _drop_access_point_grant(inputs):
-    condition = inputs.template["Resources"]["TaskRoleEfsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Condition"]
+    condition = inputs.template["Resources"]["TaskRoleEfsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0][
+        "Condition"
+    ]
     condition["StringEquals"]["elasticfilesystem:AccessPointArn"].pop()
 
 
@@ -574,102 +683,254 @@ def _drop_fixture_output(inputs, key):
 
 def _unreadable_secret(inputs):
     """The task reads a secret the execution role may not read."""
-    statements = inputs.template["Resources"]["TaskExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements = inputs.template["Resources"]["TaskExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
     grant = next(s for s in statements if s["Action"] == "secretsmanager:GetSecretValue")
     grant["Resource"] = [r for r in grant["Resource"] if r != {"Ref": "JwtSecret"}]
 
 
 # (check, fault, mutation, text the check's error must contain)
 MUTATIONS = [
-    ("botocore-register-task-definition", "cpu as a number",
-     lambda i: _set(i.rendered, "cpu", 4096), "Invalid type for parameter cpu"),
-    ("botocore-register-task-definition", "unknown container field",
-     lambda i: _set(_container(i, "core", "rendered"), "secretz", []), "Unknown parameter in containerDefinitions[3]: \"secretz\""),
-    ("efs-tree-and-access-points", "tree owner differs from the access point",
-     lambda i: _set(_directory(i, "data/files-data"), "Owner", "999"),
-     "PosixUser 1001:1001 differs from the tree's owner 999:1001"),
-    ("efs-tree-and-access-points", "access point root not in the tree",
-     lambda i: _set(i.template["Resources"][_first_task_ap(i)]["Properties"]["RootDirectory"], "Path", "/data/elsewhere"),
-     "root directory /data/elsewhere is not a directory of EfsTree"),
-    ("efs-tree-and-access-points", "Lambda access point not uid 0",
-     lambda i: _set(i.template["Resources"][lambda_access_point(i)]["Properties"]["PosixUser"], "Uid", "1001"),
-     "must be uid/gid 0 at /"),
-    ("efs-tree-and-access-points", "ServiceTimeout above 300",
-     lambda i: _set(i.template["Resources"][EFS_TREE_ID]["Properties"], "ServiceTimeout", 3600), "ServiceTimeout must be at most 300"),
-    ("efs-tree-and-access-points", "operator-editable custom.conf overwritten on update",
-     lambda i: _set(_file(i, "data/rabbitmq/conf/custom.conf"), "Overwrite", "true"), "so operators' edits survive"),
-    ("efs-tree-and-access-points", "our env loader never updated",
-     lambda i: _set(_file(i, "data/env/ce-env.sh"), "Overwrite", "false"), "so updates of our scripts reach them"),
-    ("efs-tree-and-access-points", "CA key inside a task access point",
-     lambda i: _certificates(i, "data/ssl_certs/tls_cert_ca.key", "0600"),
-     "CA key data/ssl_certs/tls_cert_ca.key must be root's and outside every task access point (inside ['data/ssl_certs'])"),
-    ("efs-tree-and-access-points", "private key readable by others",
-     lambda i: _certificates(i, "ca/tls_cert_ca.key", "0644"), "private key ca/tls_cert_ca.key (Test.Key): Mode must be \"0600\""),
-    ("efs-tree-and-access-points", "task role cannot mount one access point",
-     _drop_access_point_grant, "TaskRoleEfsPolicy must list every task access point: missing"),
-    ("volumes-and-access-point-outputs", "volume points at a non-access-point output",
-     lambda i: _set(i.task_definition["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"],
-                    "accessPointId", "${TaskRoleArn}"), "is not an output naming a task access point"),
-    ("volumes-and-access-point-outputs", "volume without TLS",
-     lambda i: _set(i.task_definition["volumes"][1]["efsVolumeConfiguration"], "transitEncryption", "DISABLED"),
-     "transitEncryption and authorizationConfig.iam must be ENABLED"),
-    ("mount-points", "mountPoint names an unknown volume",
-     lambda i: _set(_container(i, "ui")["mountPoints"][0], "sourceVolume", "nope"), "names unknown volume 'nope'"),
-    ("mount-points", "custom.conf mounted over the image's conf.d",
-     lambda i: _set(_mount(i, "rabbitmq-stats", "rabbitmq-conf"), "containerPath", "/etc/rabbitmq/conf.d"),
-     "would hide the image's own /etc/rabbitmq/conf.d"),
-    ("mount-points", "nested mount point not declared in the outer volume",
-     lambda i: _set(_mount(i, "core", "custom-plugins"), "containerPath", "/opt/netskope/plugins/mine"),
-     "but data/plugins/mine is not a declared directory"),
-    ("file-references", "entry point script not seeded",
-     lambda i: _set(_container(i, "mongodb-primary"), "entryPoint", ["/ce/database-init/mongo-run.sh"]),
-     "/ce/database-init/mongo-run.sh (named in task definition) is data/database-init/mongo-run.sh"),
-    ("file-references", "custom.conf names a certificate the tree does not make",
-     lambda i: _set(_file(i, "data/rabbitmq/conf/custom.conf"), "Content",
-                    _file(i, "data/rabbitmq/conf/custom.conf")["Content"].replace("/ce/tls/tls_cert.crt", "/ce/tls/rabbitmq.crt")),
-     "/ce/tls/rabbitmq.crt (named in data/rabbitmq/conf/custom.conf)"),
-    ("shellcheck-seeded-and-inline-scripts", "broken seeded script",
-     lambda i: _set(_file(i, "data/database-init/mongo-init.sh"), "Content",
-                    _file(i, "data/database-init/mongo-init.sh")["Content"] + "if true; then\n"),
-     "data/database-init/mongo-init.sh:"),
-    ("shellcheck-seeded-and-inline-scripts", "unquoted secret in inline bash",
-     lambda i: _container(i, "rabbitmq-stats")["entryPoint"].__setitem__(2, "echo $RABBITMQ_COOKIE > /tmp/c"),
-     "container rabbitmq-stats entryPoint:"),
-    ("memory", "containers need more memory than the task has",
-     lambda i: _set(_container(i, "ui", "rendered"), "memory", 99999), "above the task's"),
-    ("memory", "RabbitMQ sized apart from its container",
-     lambda i: _set(next(e for e in _container(i, "rabbitmq-stats")["environment"] if e["name"] == "RABBITMQ_RAM_RESOURCES"),
-                    "value", "3072"), "RABBITMQ_RAM_RESOURCES '3072' differs from its memory"),
-    ("depends-on-and-health-checks", "dependsOn names an unknown container",
-     lambda i: _set(_container(i, "ui")["dependsOn"][0], "containerName", "nope"), "dependsOn names 'nope'"),
-    ("depends-on-and-health-checks", "core no longer waits for a healthy MongoDB",
-     lambda i: _set(_container(i, "core"), "dependsOn", []), "core must depend on mongodb-primary being HEALTHY"),
-    ("depends-on-and-health-checks", "core starts before the plugins are seeded",
-     lambda i: _set(_container(i, "core"), "dependsOn", [d for d in _container(i, "core")["dependsOn"]
-                                                         if d["containerName"] != "seed-plugins"]),
-     "core must depend on seed-plugins being SUCCESS"),
-    ("placeholders", "unknown placeholder in the template",
-     lambda i: _set(_container(i, "core"), "image", "${NoSuchOutput}"), "${NoSuchOutput} is neither"),
-    ("placeholders", "placeholder left in the rendered JSON",
-     lambda i: _set(_container(i, "core", "rendered"), "image", "${ImageCore}"), "still holds ${ImageCore}"),
-    ("placeholders", "fixture lacks an output",
-     lambda i: _drop_fixture_output(i, "JwtSecretArn"), "missing ['JwtSecretArn']"),
-    ("no-literal-credentials", "password in environment",
-     lambda i: _container(i, "mongodb-primary", "rendered")["environment"].append(
-         {"name": "MONGO_INITDB_ROOT_PASSWORD", "value": "hunter2"}), "sets MONGO_INITDB_ROOT_PASSWORD in environment"),
-    ("no-literal-credentials", "connection string written into a secret",
-     lambda i: _set(i.template["Resources"]["MaintenancePasswordSecret"], "Properties",
-                    {"SecretString": {"Fn::Sub": "mongodb://cteadmin:{{resolve:secretsmanager:${JwtSecret}}}@localhost/cte"}}),
-     "must be generated (GenerateSecretString), not given a SecretString"),
-    ("no-literal-credentials", "password in a file under cfn/",
-     lambda i: _set(i.cfn_texts, "CloudExchangeTaskDefinition.json",
-                    i.cfn_texts["CloudExchangeTaskDefinition.json"] + '"amqps://user:guest@localhost"'),
-     "URI with a written-down password"),
-    ("no-literal-credentials", "password in a seeded script",
-     lambda i: _set(i.cfn_texts, "CloudExchangeTemplate.yaml",
-                    i.cfn_texts["CloudExchangeTemplate.yaml"].replace("${MAINTENANCE_PASSWORD_ESCAPED}@localhost", "cteadmin@localhost", 1)),
-     "CloudExchangeTemplate.yaml: URI with a written-down password"),
-    ("no-literal-credentials", "secret not readable by the execution role", _unreadable_secret, "missing ['JwtSecret']"),
+    (
+        "botocore-register-task-definition",
+        "cpu as a number",
+        lambda i: _set(i.rendered, "cpu", 4096),
+        "Invalid type for parameter cpu",
+    ),
+    (
+        "botocore-register-task-definition",
+        "unknown container field",
+        lambda i: _set(_container(i, "core", "rendered"), "secretz", []),
+        'Unknown parameter in containerDefinitions[3]: "secretz"',
+    ),
+    (
+        "efs-tree-and-access-points",
+        "tree owner differs from the access point",
+        lambda i: _set(_directory(i, "data/files-data"), "Owner", "999"),
+        "PosixUser 1001:1001 differs from the tree's owner 999:1001",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "access point root not in the tree",
+        lambda i: _set(
+            i.template["Resources"][_first_task_ap(i)]["Properties"]["RootDirectory"], "Path", "/data/elsewhere"
+        ),
+        "root directory /data/elsewhere is not a directory of EfsTree",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "Lambda access point not uid 0",
+        lambda i: _set(i.template["Resources"][lambda_access_point(i)]["Properties"]["PosixUser"], "Uid", "1001"),
+        "must be uid/gid 0 at /",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "ServiceTimeout above 300",
+        lambda i: _set(i.template["Resources"][EFS_TREE_ID]["Properties"], "ServiceTimeout", 3600),
+        "ServiceTimeout must be at most 300",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "operator-editable custom.conf overwritten on update",
+        lambda i: _set(_file(i, "data/rabbitmq/conf/custom.conf"), "Overwrite", "true"),
+        "so operators' edits survive",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "our env loader never updated",
+        lambda i: _set(_file(i, "data/env/ce-env.sh"), "Overwrite", "false"),
+        "so updates of our scripts reach them",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "CA key inside a task access point",
+        lambda i: _certificates(i, "data/ssl_certs/tls_cert_ca.key", "0600"),
+        "CA key data/ssl_certs/tls_cert_ca.key must be root's and outside every task access point "
+        "(inside ['data/ssl_certs'])",
+    ),
+    (
+        "efs-tree-and-access-points",
+        "private key readable by others",
+        lambda i: _certificates(i, "ca/tls_cert_ca.key", "0644"),
+        'private key ca/tls_cert_ca.key (Test.Key): Mode must be "0600"',
+    ),
+    (
+        "efs-tree-and-access-points",
+        "task role cannot mount one access point",
+        _drop_access_point_grant,
+        "TaskRoleEfsPolicy must list every task access point: missing",
+    ),
+    (
+        "volumes-and-access-point-outputs",
+        "volume points at a non-access-point output",
+        lambda i: _set(
+            i.task_definition["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"],
+            "accessPointId",
+            "${TaskRoleArn}",
+        ),
+        "is not an output naming a task access point",
+    ),
+    (
+        "volumes-and-access-point-outputs",
+        "volume without TLS",
+        lambda i: _set(i.task_definition["volumes"][1]["efsVolumeConfiguration"], "transitEncryption", "DISABLED"),
+        "transitEncryption and authorizationConfig.iam must be ENABLED",
+    ),
+    (
+        "mount-points",
+        "mountPoint names an unknown volume",
+        lambda i: _set(_container(i, "ui")["mountPoints"][0], "sourceVolume", "nope"),
+        "names unknown volume 'nope'",
+    ),
+    (
+        "mount-points",
+        "custom.conf mounted over the image's conf.d",
+        lambda i: _set(_mount(i, "rabbitmq-stats", "rabbitmq-conf"), "containerPath", "/etc/rabbitmq/conf.d"),
+        "would hide the image's own /etc/rabbitmq/conf.d",
+    ),
+    (
+        "mount-points",
+        "nested mount point not declared in the outer volume",
+        lambda i: _set(_mount(i, "core", "custom-plugins"), "containerPath", "/opt/netskope/plugins/mine"),
+        "but data/plugins/mine is not a declared directory",
+    ),
+    (
+        "file-references",
+        "entry point script not seeded",
+        lambda i: _set(_container(i, "mongodb-primary"), "entryPoint", ["/ce/database-init/mongo-run.sh"]),
+        "/ce/database-init/mongo-run.sh (named in task definition) is data/database-init/mongo-run.sh",
+    ),
+    (
+        "file-references",
+        "custom.conf names a certificate the tree does not make",
+        lambda i: _set(
+            _file(i, "data/rabbitmq/conf/custom.conf"),
+            "Content",
+            _file(i, "data/rabbitmq/conf/custom.conf")["Content"].replace(
+                "/ce/tls/tls_cert.crt", "/ce/tls/rabbitmq.crt"
+            ),
+        ),
+        "/ce/tls/rabbitmq.crt (named in data/rabbitmq/conf/custom.conf)",
+    ),
+    (
+        "shellcheck-seeded-and-inline-scripts",
+        "broken seeded script",
+        lambda i: _set(
+            _file(i, "data/database-init/mongo-init.sh"),
+            "Content",
+            _file(i, "data/database-init/mongo-init.sh")["Content"] + "if true; then\n",
+        ),
+        "data/database-init/mongo-init.sh:",
+    ),
+    (
+        "shellcheck-seeded-and-inline-scripts",
+        "unquoted secret in inline bash",
+        lambda i: _container(i, "rabbitmq-stats")["entryPoint"].__setitem__(2, "echo $RABBITMQ_COOKIE > /tmp/c"),
+        "container rabbitmq-stats entryPoint:",
+    ),
+    (
+        "memory",
+        "containers need more memory than the task has",
+        lambda i: _set(_container(i, "ui", "rendered"), "memory", 99999),
+        "above the task's",
+    ),
+    (
+        "memory",
+        "RabbitMQ sized apart from its container",
+        lambda i: _set(
+            next(e for e in _container(i, "rabbitmq-stats")["environment"] if e["name"] == "RABBITMQ_RAM_RESOURCES"),
+            "value",
+            "3072",
+        ),
+        "RABBITMQ_RAM_RESOURCES '3072' differs from its memory",
+    ),
+    (
+        "depends-on-and-health-checks",
+        "dependsOn names an unknown container",
+        lambda i: _set(_container(i, "ui")["dependsOn"][0], "containerName", "nope"),
+        "dependsOn names 'nope'",
+    ),
+    (
+        "depends-on-and-health-checks",
+        "core no longer waits for a healthy MongoDB",
+        lambda i: _set(_container(i, "core"), "dependsOn", []),
+        "core must depend on mongodb-primary being HEALTHY",
+    ),
+    (
+        "depends-on-and-health-checks",
+        "core starts before the plugins are seeded",
+        lambda i: _set(
+            _container(i, "core"),
+            "dependsOn",
+            [d for d in _container(i, "core")["dependsOn"] if d["containerName"] != "seed-plugins"],
+        ),
+        "core must depend on seed-plugins being SUCCESS",
+    ),
+    (
+        "placeholders",
+        "unknown placeholder in the template",
+        lambda i: _set(_container(i, "core"), "image", "${NoSuchOutput}"),
+        "${NoSuchOutput} is neither",
+    ),
+    (
+        "placeholders",
+        "placeholder left in the rendered JSON",
+        lambda i: _set(_container(i, "core", "rendered"), "image", "${ImageCore}"),
+        "still holds ${ImageCore}",
+    ),
+    (
+        "placeholders",
+        "fixture lacks an output",
+        lambda i: _drop_fixture_output(i, "JwtSecretArn"),
+        "missing ['JwtSecretArn']",
+    ),
+    (
+        "no-literal-credentials",
+        "password in environment",
+        lambda i: _container(i, "mongodb-primary", "rendered")["environment"].append(
+            {"name": "MONGO_INITDB_ROOT_PASSWORD", "value": "hunter2"}
+        ),
+        "sets MONGO_INITDB_ROOT_PASSWORD in environment",
+    ),
+    (
+        "no-literal-credentials",
+        "connection string written into a secret",
+        lambda i: _set(
+            i.template["Resources"]["MaintenancePasswordSecret"],
+            "Properties",
+            {"SecretString": {"Fn::Sub": "mongodb://cteadmin:{{resolve:secretsmanager:${JwtSecret}}}@localhost/cte"}},
+        ),
+        "must be generated (GenerateSecretString), not given a SecretString",
+    ),
+    (
+        "no-literal-credentials",
+        "password in a file under cfn/",
+        lambda i: _set(
+            i.cfn_texts,
+            "CloudExchangeTaskDefinition.json",
+            i.cfn_texts["CloudExchangeTaskDefinition.json"] + '"amqps://user:guest@localhost"',
+        ),
+        "URI with a written-down password",
+    ),
+    (
+        "no-literal-credentials",
+        "password in a seeded script",
+        lambda i: _set(
+            i.cfn_texts,
+            "CloudExchangeTemplate.yaml",
+            i.cfn_texts["CloudExchangeTemplate.yaml"].replace(
+                "${MAINTENANCE_PASSWORD_ESCAPED}@localhost", "cteadmin@localhost", 1
+            ),
+        ),
+        "CloudExchangeTemplate.yaml: URI with a written-down password",
+    ),
+    (
+        "no-literal-credentials",
+        "secret not readable by the execution role",
+        _unreadable_secret,
+        "missing ['JwtSecret']",
+    ),
 ]
 
 
