@@ -6,16 +6,13 @@ mod common;
 
 use ce_efs_tree::certs::{CertReport, Status};
 use ce_efs_tree::handler::{Failure, Handler, HandlerError, Outcome};
-use common::sender;
+use common::{in_secs, sender, stored_json, STACK_ID};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use testkit::scripted::{ScriptedServer, Step};
 use testkit::S3Server;
 use tokio::time::Instant;
-
-const STACK_ID: &str =
-    "arn:aws:cloudformation:us-east-1:123456789012:stack/ce/5b6c6a40-0000-11ef-9f1a-0a1b2c3d4e5f";
 
 fn event(request_type: &str, response_url: &str, properties: Value) -> Value {
     json!({
@@ -44,10 +41,6 @@ fn properties() -> Value {
              "Owner": me.to_string(), "Group": "0", "Mode": "0640", "Overwrite": "false"}
         ]
     })
-}
-
-fn in_secs(secs: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(secs)
 }
 
 /// Runs one event against a scripted endpoint that accepts it; returns the one body.
@@ -96,9 +89,7 @@ async fn create_update_delete_round_trip_through_s3() {
         .handle(&create, in_secs(5.0))
         .await
         .expect("answered");
-    let created: Value =
-        serde_json::from_slice(&std::fs::read(s3.object_path(&key)).expect("stored"))
-            .expect("JSON");
+    let created = stored_json(&s3, &key);
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     let id = created["PhysicalResourceId"]
         .as_str()
@@ -132,9 +123,7 @@ async fn create_update_delete_round_trip_through_s3() {
         .handle(&update, in_secs(5.0))
         .await
         .expect("answered");
-    let updated: Value =
-        serde_json::from_slice(&std::fs::read(s3.object_path(&key)).expect("stored"))
-            .expect("JSON");
+    let updated = stored_json(&s3, &key);
     assert_eq!(updated["Status"], "SUCCESS", "{updated}");
     assert_eq!(updated["PhysicalResourceId"], id.as_str());
     assert_eq!(updated["Data"]["DirectoriesCreated"], "0");
@@ -152,9 +141,7 @@ async fn create_update_delete_round_trip_through_s3() {
         .handle(&delete, in_secs(5.0))
         .await
         .expect("answered");
-    let deleted: Value =
-        serde_json::from_slice(&std::fs::read(s3.object_path(&key)).expect("stored"))
-            .expect("JSON");
+    let deleted = stored_json(&s3, &key);
     assert_eq!(deleted["Status"], "SUCCESS");
     assert_eq!(deleted["PhysicalResourceId"], id.as_str());
     assert!(conf.exists(), "Delete must retain the tree");

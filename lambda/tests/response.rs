@@ -4,7 +4,7 @@
 mod common;
 
 use ce_efs_tree::response::{DeliveryError, Response, Status};
-use common::sender;
+use common::{in_secs, sender, stored_json, STACK_ID};
 use std::collections::HashMap;
 use std::time::Duration;
 use testkit::scripted::{ScriptedServer, Step};
@@ -16,7 +16,7 @@ fn response() -> Response {
         status: Status::Success,
         reason: "Create: 2 directories created, 1 files written under /mnt/efs".into(),
         physical_resource_id: "ce-efs-tree-0123456789abcdef".into(),
-        stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/ce/guid".into(),
+        stack_id: STACK_ID.into(),
         request_id: "0f9c1ad2-3b4e-4f5a-9b6c-7d8e9fa0b1c2".into(),
         logical_resource_id: "EfsTree".into(),
         data: HashMap::from([
@@ -31,21 +31,12 @@ fn body() -> Vec<u8> {
     response().to_body().expect("body encodes")
 }
 
-fn in_secs(secs: f64) -> Instant {
-    Instant::now() + Duration::from_secs_f64(secs)
-}
-
 async fn s3() -> (tempfile::TempDir, S3Server) {
     let root = tempfile::tempdir().expect("temp dir");
     let server = S3Server::start(root.path(), 0)
         .await
         .expect("S3 server starts");
     (root, server)
-}
-
-fn stored_json(server: &S3Server, key: &str) -> serde_json::Value {
-    let stored = std::fs::read(server.object_path(key)).expect("object was stored");
-    serde_json::from_slice(&stored).expect("stored object is JSON")
 }
 
 async fn delivers_to_s3(presign: fn(&S3Server, &str, Duration) -> String) {
