@@ -70,10 +70,21 @@ pub enum HandlerError {
     Delivery(#[from] DeliveryError),
 }
 
+impl HandlerError {
+    /// The `errorType` Lambda records for this error (one per variant, so metrics
+    /// filters and log queries can tell a missing ResponseURL from a failed delivery).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::NoResponseUrl => "NoResponseUrl",
+            HandlerError::Delivery(_) => "DeliveryFailed",
+        }
+    }
+}
+
 impl From<HandlerError> for Diagnostic {
     fn from(e: HandlerError) -> Self {
         Diagnostic {
-            error_type: "HandlerError".into(),
+            error_type: e.error_type().into(),
             error_message: e.to_string(),
         }
     }
@@ -432,6 +443,15 @@ mod tests {
         assert_eq!(time_left(1_795_000_090_000, now), Duration::from_secs(90));
         assert_eq!(time_left(1_794_999_999_000, now), Duration::ZERO);
         assert_eq!(time_left(600_000, now), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn each_handler_error_has_its_own_error_type() {
+        let missing = Diagnostic::from(HandlerError::NoResponseUrl);
+        assert_eq!(missing.error_type, "NoResponseUrl");
+        assert!(missing.error_message.contains("no ResponseURL"));
+        let delivery = HandlerError::Delivery(DeliveryError::Client("no TLS roots".into()));
+        assert_eq!(Diagnostic::from(delivery).error_type, "DeliveryFailed");
     }
 
     #[test]
