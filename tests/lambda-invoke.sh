@@ -103,7 +103,8 @@ start_emulator() {
     cd "$ROOT"
     exec setsid cargo lambda watch --quiet --ignore-changes --timeout 60 \
       --invoke-address 127.0.0.1 --invoke-port "$INVOKE_PORT" \
-      --env-var "EFS_MOUNT_PATH=${EFS}" --env-var RUST_LOG=info \
+      --env-var "EFS_MOUNT_PATH=${EFS}" \
+      --env-var AWS_LAMBDA_LOG_FORMAT=JSON --env-var AWS_LAMBDA_LOG_LEVEL=INFO \
       -p ce-efs-tree --bin bootstrap
   ) >"${WORK}/watch.log" 2>&1 &
   PIDS+=("$!")

@@ -1,25 +1,14 @@
-//! Lambda entry point: JSON logs for CloudWatch, then the runtime loop.
+//! Lambda entry point: lambda_runtime's log subscriber, then the runtime loop.
 
 use ce_efs_tree::handler::Handler;
 use lambda_runtime::{service_fn, LambdaEvent};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    // RUST_LOG wins; otherwise the level set in the function's logging config.
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            EnvFilter::try_new(filter.to_lowercase()).unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_ansi(false)
-        .with_target(false)
-        .init();
+    // Honours the function's LoggingConfig, which Lambda passes as AWS_LAMBDA_LOG_FORMAT
+    // (JSON lines when "JSON") and AWS_LAMBDA_LOG_LEVEL (its ApplicationLogLevel; RUST_LOG
+    // when that is unset, else INFO). CloudWatch stamps each line, so lines carry no time.
+    lambda_runtime::tracing::init_default_subscriber();
 
     let handler = Handler::from_env()?;
     let handler = &handler;

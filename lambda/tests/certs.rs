@@ -806,7 +806,7 @@ impl std::io::Write for LogWriter {
 /// Every test's log lines, at every level, in JSON as the Lambda writes them.
 fn capture_logs() {
     INIT_LOGS.call_once(|| {
-        tracing_subscriber::fmt()
+        lambda_runtime::tracing::subscriber::fmt()
             .json()
             .with_max_level(tracing::Level::TRACE)
             .with_writer(|| LogWriter)
