@@ -597,7 +597,7 @@ pub fn issue(
     let mut planned = plan.certificates.iter();
 
     for (spec_entry, step) in spec.authorities.iter().zip(planned.by_ref()) {
-        let key = material_key(observed, &spec_entry.key, step.key)?;
+        let key = material_key(observed, &spec_entry.name, &spec_entry.key, step.key)?;
         let existing = observed.get(&spec_entry.certificate);
         let (pem, not_after) = match step.certificate {
             CertAction::Issue | CertAction::Renew => {
@@ -637,7 +637,7 @@ pub fn issue(
     }
 
     for (leaf, step) in spec.leaves.iter().zip(planned) {
-        let key = material_key(observed, &leaf.key, step.key)?;
+        let key = material_key(observed, &leaf.name, &leaf.key, step.key)?;
         let existing = observed.get(&leaf.certificate);
         let (pem, not_after) = match step.certificate {
             CertAction::Issue | CertAction::Renew => {
@@ -678,7 +678,7 @@ pub fn issue(
             certificate = %report.name,
             status = report.status.as_str(),
             not_after = %rfc3339(report.not_after),
-            "certificate"
+            "certificate planned"
         );
     }
     Ok(issued)
@@ -743,6 +743,7 @@ fn file_entry(at: &FileAt, content: &str, overwrite: bool) -> FileSpec {
 /// or not usable (then nothing is signed with it).
 fn material_key(
     observed: &Observed,
+    name: &str,
     at: &FileAt,
     action: KeyAction,
 ) -> Result<Option<(KeyPair, Secret)>, CertsError> {
@@ -750,7 +751,7 @@ fn material_key(
         KeyAction::Generate => {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| {
                 CertsError::Issue {
-                    name: at.path.to_string(),
+                    name: name.to_owned(),
                     certificate: at.path.to_string(),
                     detail: format!("generating a key failed: {e}"),
                 }
