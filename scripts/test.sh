@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests op_budget shell_lint lambda_invoke templates emulator_tests script_tests end_to_end)
+STEPS=(rust_format rust_lint rust_tests op_budget shell_lint lambda_invoke templates emulator_tests script_tests end_to_end ce_runtime)
 ONLY=()
 
 usage() {
@@ -54,6 +54,14 @@ templates() { tests/check-cfn.sh; }
 emulator_tests() { python -m pytest -q tests/emulator; }
 script_tests() { bats tests/*.bats; }
 end_to_end() { tests/e2e-local.sh; }
+# The deployed tree as each container sees it, and its TLS material served by a real
+# RabbitMQ and openssl (each script deploys its own tree on the local AWS).
+ce_runtime() {
+  local status=0
+  tests/container-view.sh || status=1
+  tests/tls-endpoints.sh || status=1
+  return "$status"
+}
 
 main() {
   parse_args "$@"

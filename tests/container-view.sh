@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The containers' view of the deployed tree: deploys the stack on the local AWS, where the
+# real Lambda builds CE's tree on a folder standing in for EFS (tests/stand-in-tree.sh),
+# renders the task definition from the stack's outputs, then follows every container's
+# mount points through their access points to that folder and checks what each container
+# will find there (tests/container_view.py: directories, write access as the access point's
+# user, the files entry points and RabbitMQ's custom.conf name, private key modes, the CA
+# key's place). Then plants one fault per check on copies and fails unless each is caught.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/tools.sh
+source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=scripts/local/local-aws.sh
+source "${ROOT}/scripts/local/local-aws.sh"
+# shellcheck source=tests/stand-in-tree.sh
+source "${ROOT}/tests/stand-in-tree.sh"
+
+TREE=""
+WORK=""
+
+usage() {
+  cat <<'USAGE'
+Usage: tests/container-view.sh [--tree DIR] [--help]
+
+Checks the EFS tree the Lambda builds as each container of the rendered task definition
+will see it, then proves each check catches a planted fault. Must run as root (the Lambda
+chowns the tree; the probes switch to the access points' uids).
+
+  --tree DIR  use a tree tests/stand-in-tree.sh built in DIR (default: deploy one now)
+USAGE
+}
+
+cleanup() {
+  local_aws_stop
+  [[ -z $WORK ]] || rm -rf "$WORK"
+}
+
+main() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -h | --help) usage; exit 0 ;;
+      --tree)
+        [[ $# -ge 2 && -f $2/task-definition.json ]] || usage_error "--tree needs a directory stand_in_tree built"
+        TREE="$(cd "$2" && pwd)"
+        shift 2
+        ;;
+      *) usage_error "unknown option: $1" ;;
+    esac
+  done
+  [[ $(id -u) -eq 0 ]] || die "run as root: the Lambda chowns the tree, the probes switch uids"
+  cd "$ROOT"
+  activate_tools
+  trap cleanup EXIT
+  if [[ -z $TREE ]]; then
+    WORK="$(mktemp -d)"
+    TREE="${WORK}/tree"
+    stand_in_tree "$TREE"
+  fi
+  local status=0
+  log "container view: checks"
+  python -m tests.container_view check --tree "$TREE" || status=1
+  log "container view: planted faults"
+  python -m tests.container_view self-test --tree "$TREE" || status=1
+  return "$status"
+}
+
+main "$@"
