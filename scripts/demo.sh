@@ -83,8 +83,14 @@ deploy() { # LAMBDA_ZIP
 print_tree() {
   printf '\nThe tree the custom resource built (mode owner:group path) in the folder standing in for EFS:\n'
   (cd "$EFS_DIR" && find . -mindepth 1 -printf '  %#m %U:%G %P\n' | sort -k3)
-  printf '\ndata/rabbitmq/custom.conf:\n'
-  sed 's/^/  /' "${EFS_DIR}/data/rabbitmq/custom.conf"
+  # Only names and certificate fields are printed: openssl x509 -noout shows no key, even
+  # from the combined PEM that holds one.
+  printf '\nCertificates the custom resource generated (the keys above are shown by mode only):\n'
+  local file
+  while IFS= read -r -d '' file; do
+    printf '  %s\n' "${file#"${EFS_DIR}"/}"
+    openssl x509 -in "$file" -noout -subject -issuer -enddate | sed 's/^/      /'
+  done < <(grep -rlZ -- '-----BEGIN CERTIFICATE-----' "$EFS_DIR" | sort -z)
 }
 
 print_outputs() {
