@@ -13,14 +13,15 @@ on the folder the real Lambda filled, what the container will find:
 - mounts_usable:     the access point's PosixUser can write each read-write mount (a probe file
                      is created and removed in a child running as that uid/gid, with no
                      supplementary groups) and can list each read-only one;
-- named_files:       every file under a mount that the entryPoint/command names, and that the
-                     seeded scripts they run name in turn, exists and is readable by that user
-                     (the program an entryPoint starts is executable);
+- named_files:       every file under a mount that the entryPoint/command names, that the
+                     seeded scripts they run name in turn (simple shell variables expanded),
+                     or that an image reads on its own (IMAGE_READS), exists and is readable
+                     by that user; what is run as a program is executable;
 - rabbitmq_tls_files: the certfile/keyfile/cacertfile of RabbitMQ's seeded configuration, mapped
                      back through the container's mounts, exist and are readable by that user;
 - private_keys:      no file holding a PEM "PRIVATE KEY" grants group or others any access;
 - ca_key:            the CA's private key (the key of the certificate with CA:TRUE) lies outside
-                     the root of every access point a container mounts, owned by root.
+                     the root of every access point a task could mount, owned by root.
 
     python -m tests.container_view check --tree DIR
     python -m tests.container_view self-test --tree DIR
@@ -28,9 +29,10 @@ on the folder the real Lambda filled, what the container will find:
 
 DIR is what tests/stand-in-tree.sh leaves: efs/ (the stand-in folder), template.json,
 outputs.json (describe-stacks) and task-definition.json (rendered from those outputs).
-`self-test` plants one fault per check on copies (a changed mount path, a changed PosixUser,
-a moved access point root, a key made 0644, the CA key copied into an access point, a missing
-entry point script, a key the container cannot read) and fails unless each is caught.
+`self-test` plants faults on copies, at least one per check (MUTATIONS: a missing access point
+root or nested mount point, a foreign PosixUser, a missing or non-executable entry point, a
+moved mount path, a key the container cannot read, a key made 0644, the CA key copied into
+an access point) and fails unless each is caught.
 `mounts` lists a container's EFS mounts and where they lie on the stand-in folder (the TLS
 tests bind-mount them to give a server the container's view).
 Needs root: the probes switch to the access points' uids. Run from the repository root.
@@ -635,11 +637,29 @@ def ca_keys(efs: Path) -> tuple[list[PurePosixPath], list[str]]:
 PUBLIC_FORMAT = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def task_access_point_roots(inputs: Inputs) -> set[tuple[str, PurePosixPath]]:
+    """(logical id, root) of every access point a task could mount: those the task definition
+    uses, and every other one of the template but the Lambda's own (its root is /, and only the
+    Lambda's role may use it)."""
+    by_container, _ = all_mounts(inputs)
+    roots = {(m.access_point, m.root) for mount_list in by_container.values() for m in mount_list}
+    lambdas = {
+        ref_target(config.get("Arn"))
+        for resource in inputs.template["Resources"].values()
+        if resource.get("Type") == "AWS::Lambda::Function"
+        for config in resource.get("Properties", {}).get("FileSystemConfigs", [])
+    }
+    for logical_id, resource in inputs.template["Resources"].items():
+        if resource.get("Type") == ACCESS_POINT_TYPE and logical_id not in lambdas:
+            roots.add((logical_id, relative(resource["Properties"].get("RootDirectory", {}).get("Path", "/"))))
+    return roots
+
+
 def check_ca_key(inputs: Inputs) -> Outcome:
-    by_container, errors = all_mounts(inputs)
+    _, errors = all_mounts(inputs)
     keys, problems = ca_keys(inputs.efs)
     errors += problems
-    roots = {(m.access_point, m.root) for mount_list in by_container.values() for m in mount_list}
+    roots = task_access_point_roots(inputs)
     for path in keys:
         for access_point, root in sorted(roots):
             if root == PurePosixPath(".") or root in path.parents:
@@ -747,15 +767,22 @@ def _ca_key_in_access_point(inputs: Inputs) -> None:
     os.chown(copy_path, 0, 0)
 
 
-def _entry_point_missing(inputs: Inputs) -> None:
+def _entry_point_on_tree(inputs: Inputs) -> Path:
     by_container, _ = all_mounts(inputs)
     for definition in containers(inputs):
         program = entry_program(definition)
         located = locate(by_container[definition["name"]], program) if program else None
         if located:
-            os.unlink(inputs.efs / located[0].root / located[1])
-            return
-    raise LookupError("no entry point on EFS to remove")
+            return inputs.efs / located[0].root / located[1]
+    raise LookupError("no entry point on EFS")
+
+
+def _entry_point_missing(inputs: Inputs) -> None:
+    os.unlink(_entry_point_on_tree(inputs))
+
+
+def _entry_point_not_executable(inputs: Inputs) -> None:
+    os.chmod(_entry_point_on_tree(inputs), 0o640)
 
 
 MUTATIONS = [
@@ -768,6 +795,7 @@ MUTATIONS = [
         "cannot create a file",
     ),
     ("named_files", "the entry point's script missing", _entry_point_missing, "is missing"),
+    ("named_files", "the entry point's script not executable", _entry_point_not_executable, "cannot execute it"),
     ("rabbitmq_tls_files", "the mount holding RabbitMQ's key moved", _move_key_mount, "is not under any of its mounts"),
     ("rabbitmq_tls_files", "RabbitMQ's key owned by root", _key_unreadable, "cannot open it"),
     ("private_keys", "RabbitMQ's key chmod 0644", _key_0644, "mode is 0644"),
