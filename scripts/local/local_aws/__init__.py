@@ -9,5 +9,5 @@ of this package patches nothing.
 Modules: config (settings, the pinned moto), response_url (CloudFormation-shaped
 pre-signed URLs, standard library only), events (stack events, ResourceFailed), efs,
 secrets, templates, network (security groups, mount targets, routes), custom_resources,
-stack_lifecycle, resource_import, gaps (the registry), server.
+stack_lifecycle, resource_import, resources (types moto skips), gaps (the registry), server.
 """

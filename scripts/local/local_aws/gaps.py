@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import custom_resources, efs, network, resource_import, secrets, stack_lifecycle, templates
+from . import custom_resources, efs, network, resource_import, resources, secrets, stack_lifecycle, templates
 
 CFN = "https://docs.aws.amazon.com/AWSCloudFormation/latest"
 
@@ -92,6 +92,30 @@ GAPS: tuple[Gap, ...] = (
         "fails with EFSMountConnectivityException before the handler runs",
         "https://docs.aws.amazon.com/lambda/latest/dg/configuration-filesystem.html",
         network.install_lambda_file_system_configs,
+    ),
+    Gap(
+        "role-policy",
+        "AWS::IAM::RolePolicy puts an inline policy on its role; deleting it removes the policy",
+        f"{CFN}/TemplateReference/aws-resource-iam-rolepolicy.html",
+        resources.install_role_policy,
+    ),
+    Gap(
+        "bucket-policy",
+        "AWS::S3::BucketPolicy sets its bucket's policy; deleting it removes the policy",
+        f"{CFN}/TemplateReference/aws-resource-s3-bucketpolicy.html",
+        resources.install_bucket_policy,
+    ),
+    Gap(
+        "sns-subscription",
+        "AWS::SNS::Subscription subscribes its endpoint (email: pending confirmation); Ref gives its ARN",
+        f"{CFN}/TemplateReference/aws-resource-sns-subscription.html",
+        resources.install_subscription,
+    ),
+    Gap(
+        "cloudwatch-alarm",
+        "AWS::CloudWatch::Alarm creates a metric or metric-math alarm with its actions; Ref gives its name",
+        f"{CFN}/TemplateReference/aws-resource-cloudwatch-alarm.html",
+        resources.install_alarm,
     ),
     Gap(
         "custom-resource-lifecycle",
