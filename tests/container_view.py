@@ -77,6 +77,8 @@ RABBITMQ_FILE_KEY = re.compile(r"^[\w.]*\.(certfile|keyfile|cacertfile)$")
 IMAGE_READS = {"ui": ["/tmp/ssl_certs/cte_cert.crt", "/tmp/ssl_certs/cte_cert_key.key"]}
 # RabbitMQ reads every *.conf here when RABBITMQ_CONFIG_FILES is not set (the image's default).
 RABBITMQ_CONF_D = "/etc/rabbitmq/conf.d"
+# How public keys are compared (a CA certificate's with each private key's).
+PUBLIC_FORMAT = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 # ---------------------------------------------------------------- inputs
@@ -632,9 +634,6 @@ def ca_keys(efs: Path) -> tuple[list[PurePosixPath], list[str]]:
         if key.public_key().public_bytes(*PUBLIC_FORMAT) in ca_public_keys:
             found.append(path)
     return found, [] if found else ["no file in the tree holds the CA certificate's private key"]
-
-
-PUBLIC_FORMAT = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def task_access_point_roots(inputs: Inputs) -> set[tuple[str, PurePosixPath]]:
