@@ -30,6 +30,7 @@ local_aws_start() { # PORT EFS_DIR LOG
   local repo waited=0
   repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   LOCAL_AWS_LOG="$3"
+  : >"$LOCAL_AWS_LOG" # exists before the first grep below
   (cd "$repo" && exec python -m scripts.local.local_aws --port "$1" --efs-dir "$2" \
     --max-service-timeout "${LOCAL_AWS_MAX_SERVICE_TIMEOUT:-5}") >"$LOCAL_AWS_LOG" 2>&1 &
   LOCAL_AWS_PID=$!
