@@ -343,7 +343,7 @@ pub fn plan(
 ) -> Result<Plan, CertsError> {
     let renew = spec.renew_before_days;
     let mut certificates = Vec::new();
-    let mut authorities: HashMap<&str, AuthorityInfo> = HashMap::new();
+    let mut authorities: HashMap<&str, (&AuthoritySpec, AuthorityInfo)> = HashMap::new();
 
     for authority in &spec.authorities {
         let der = cert_der(observed, &authority.certificate);
@@ -351,21 +351,35 @@ pub fn plan(
         let key = key_state(observed, &authority.key);
         let (planned, info) = plan_authority(authority, &key, cert.as_ref(), now, renew)?;
         certificates.push(planned);
-        authorities.insert(&authority.name, info);
+        authorities.insert(&authority.name, (authority, info));
     }
 
     for leaf in &spec.leaves {
         let der = cert_der(observed, &leaf.certificate);
         let cert = parse_cert(&der);
         let key = key_state(observed, &leaf.key);
-        let signer = match &leaf.issuer {
-            Issuer::SelfSigned => None,
-            Issuer::Authority(name) => Some((name.as_str(), &authorities[name.as_str()])),
-        };
-        let planned = plan_leaf(leaf, &key, cert.as_ref(), signer, now, renew)?;
+        let signer =
+            match &leaf.issuer {
+                Issuer::SelfSigned => None,
+                Issuer::Authority(name) => Some(authorities.get(name.as_str()).ok_or_else(
+                    || CertsError::Issue {
+                        name: leaf.name.clone(),
+                        certificate: leaf.certificate.path.to_string(),
+                        detail: format!("its issuer {name} is not a declared authority"),
+                    },
+                )?),
+            };
+        let planned = plan_leaf(
+            leaf,
+            &key,
+            cert.as_ref(),
+            signer.map(|(_, info)| info),
+            now,
+            renew,
+        )?;
         if planned.certificate.signs() {
-            if let Some((name, info)) = signer {
-                check_signer(spec, name, info, leaf)?;
+            if let Some((authority, info)) = signer {
+                check_signer(authority, info, leaf)?;
             }
         }
         certificates.push(planned);
@@ -460,7 +474,7 @@ fn plan_leaf(
     leaf: &LeafSpec,
     key: &KeyState,
     cert: Option<&Option<X509Certificate>>,
-    authority: Option<(&str, &AuthorityInfo)>,
+    authority: Option<&AuthorityInfo>,
     now: OffsetDateTime,
     renew: u32,
 ) -> Result<Planned, CertsError> {
@@ -492,7 +506,7 @@ fn plan_leaf(
             let matching = matches_key(c, key);
             let verifying_key = match authority {
                 None => Some(key.subject_public_key_info()),
-                Some((_, info)) => info.verifying_key.clone(),
+                Some(info) => info.verifying_key.clone(),
             };
             let ours = matching && verifying_key.is_some_and(|spki| signed_by(c, &spki));
             let expiry = not_after(c);
@@ -520,24 +534,18 @@ fn plan_leaf(
 }
 
 fn check_signer(
-    spec: &CertsSpec,
-    name: &str,
+    authority: &AuthoritySpec,
     info: &AuthorityInfo,
     leaf: &LeafSpec,
 ) -> Result<(), CertsError> {
     let Err(problem) = info.signer else {
         return Ok(());
     };
-    let authority = spec
-        .authorities
-        .iter()
-        .find(|a| a.name == name)
-        .expect("validated: a leaf's issuer is a declared authority");
     let (key, certificate) = (
         authority.key.path.to_string(),
         authority.certificate.path.to_string(),
     );
-    let (authority, leaf) = (name.to_owned(), leaf.name.clone());
+    let (authority, leaf) = (authority.name.clone(), leaf.name.clone());
     Err(match problem {
         SignerProblem::KeyMissing => CertsError::AuthorityKeyMissing {
             key,
@@ -838,8 +846,11 @@ fn sign_leaf(
         // keyCertSign for OpenSSL to treat a self-signed certificate as its own issuer.
         Issuer::SelfSigned => params.self_signed(key),
         Issuer::Authority(name) => {
-            let authority = &authorities[name.as_str()];
-            let (Some(ca_key), Some(ca_der)) = (&authority.key, &authority.certificate_der) else {
+            let authority = authorities.get(name.as_str());
+            let (Some(ca_key), Some(ca_der)) = (
+                authority.and_then(|a| a.key.as_ref()),
+                authority.and_then(|a| a.certificate_der.as_ref()),
+            ) else {
                 return Err(fail(format!(
                     "authority {name} has no usable key and certificate"
                 )));
