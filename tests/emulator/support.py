@@ -13,7 +13,8 @@ from typing import Any
 REGION = "us-east-1"
 
 # A stand-in for a custom resource's function (standard library only, so no build): takes
-# one event from the Lambda Runtime API, writes it to $RECORD_DIR, answers $ANSWER_STATUS
+# one event from the Lambda Runtime API, writes it to $RECORD_DIR (with the AWS_LAMBDA_LOG_*
+# variables under _logging), answers $ANSWER_STATUS
 # (SUCCESS or FAILED; FAILED only for the RequestType $FAIL_ON, or for the property Value
 # $FAIL_VALUE, when set) at the ResponseURL, or nothing when
 # $ANSWER_STATUS is "none"; $CONTENT_TYPE, when set, is sent with the PUT.
@@ -26,7 +27,9 @@ with urllib.request.urlopen(api + "/invocation/next") as reply:
 record = os.environ.get("RECORD_DIR")
 if record:
     with open(os.path.join(record, event["RequestId"] + ".json"), "w") as out:
-        json.dump(event, out)
+        logging = {k: v for k, v in os.environ.items() if k.startswith("AWS_LAMBDA_LOG_")}
+        json.dump(dict(event, _logging=logging), out)
+print("stand-in got", event["RequestType"])
 status = os.environ.get("ANSWER_STATUS", "SUCCESS")
 if os.environ.get("FAIL_ON"):
     status = "FAILED" if event["RequestType"] == os.environ["FAIL_ON"] else "SUCCESS"

@@ -1,4 +1,5 @@
-"""Gaps custom-resource-lifecycle (test_service_timeout: its ServiceTimeout part), response-url."""
+"""Gaps custom-resource-lifecycle (test_service_timeout: its ServiceTimeout part), response-url,
+lambda-logging-config."""
 
 from __future__ import annotations
 
@@ -112,3 +113,25 @@ def test_service_timeout(
     (reason,) = [r for logical, status, r in failures(aws, stack["StackId"]) if logical == "Custom"]
     assert reason.startswith("CloudFormation did not receive a response from your Custom Resource.")
     assert "the function ended (response) without one" in reason
+
+
+def test_lambda_logging_config(
+    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
+) -> None:
+    group = "/ce/" + unique("efs-tree")
+    logging = {"LogFormat": "JSON", "ApplicationLogLevel": "WARN", "SystemLogLevel": "WARN", "LogGroup": group}
+    stack = deploy(custom_template(code_bucket, record_dir, extra={"LoggingConfig": logging}))
+    assert stack["StackStatus"] == "CREATE_COMPLETE", failures(aws, stack["StackId"])
+    (create,) = recorded(record_dir)
+    assert create["_logging"]["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
+    assert create["_logging"]["AWS_LAMBDA_LOG_LEVEL"] == "WARN"
+    assert create["_logging"]["AWS_LAMBDA_LOG_GROUP_NAME"] == group
+    logged = aws("logs").filter_log_events(logGroupName=group)["events"]
+    assert [e["message"] for e in logged] == ["stand-in got Create"]
+    # Without a LoggingConfig: plain text, no level, the default group.
+    plain_dir = record_dir / "plain"
+    plain_dir.mkdir()
+    deploy(custom_template(code_bucket, plain_dir))
+    (plain,) = recorded(plain_dir)
+    assert plain["_logging"]["AWS_LAMBDA_LOG_FORMAT"] == "Text" and "AWS_LAMBDA_LOG_LEVEL" not in plain["_logging"]
+    assert plain["_logging"]["AWS_LAMBDA_LOG_GROUP_NAME"].startswith("/aws/lambda/")

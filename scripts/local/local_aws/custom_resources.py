@@ -114,10 +114,30 @@ def _response_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, 
     return 200, {"ETag": '"' + hashlib.md5(request.get_data()).hexdigest() + '"'}, ""
 
 
+def _logging(function: Any) -> dict[str, str]:
+    return getattr(function, "logging_config", None) or {}
+
+
+def _log_group(function: Any) -> str:
+    return _logging(function).get("LogGroup") or f"/aws/lambda/{function.function_name}"
+
+
+def logging_environment(function: Any) -> dict[str, str]:
+    """What Lambda tells a custom runtime about its LoggingConfig: AWS_LAMBDA_LOG_FORMAT
+    (JSON or Text) and, for JSON, AWS_LAMBDA_LOG_LEVEL (the ApplicationLogLevel).
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html"""
+    config = _logging(function)
+    env = {"AWS_LAMBDA_LOG_FORMAT": config.get("LogFormat", "Text"), "AWS_LAMBDA_LOG_GROUP_NAME": _log_group(function)}
+    if config.get("LogFormat") == "JSON":
+        env["AWS_LAMBDA_LOG_LEVEL"] = config.get("ApplicationLogLevel", "INFO")
+    return env
+
+
 def _write_function_logs(function: Any, logs: str) -> None:
-    """Put the function's output where `aws logs` finds it, as Lambda does."""
+    """Put the function's output where `aws logs` finds it, as Lambda does: its
+    LoggingConfig's LogGroup, else /aws/lambda/<name>."""
     backend = logs_backends[function.account_id][function.region]
-    group = f"/aws/lambda/{function.function_name}"
+    group = _log_group(function)
     if group not in backend.groups:
         backend.create_log_group(group, {})
     stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
@@ -142,9 +162,9 @@ def _run_function(function: Any, event: dict[str, Any], wait_s: float) -> runtim
             {
                 "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
                 "AWS_REGION": function.region,
                 "AWS_DEFAULT_REGION": function.region,
+                **logging_environment(function),
             }
         )
         timeout_s = min(float(function.timeout), wait_s)
@@ -364,6 +384,12 @@ def install_lifecycle() -> None:
     never sends Update or Delete (an updated custom resource even becomes None) and has no
     ServiceTimeout (send_request waits min(ServiceTimeout, Settings.max_service_timeout_s))."""
     parsing.CustomModel = CustomResource
+
+
+def install_lambda_logging_config() -> None:
+    """moto drops a function's LoggingConfig: the runtime is not told the log format and
+    level, and logs go to /aws/lambda/<name> instead of the configured group."""
+    network.keep_function_property("LoggingConfig", "logging_config")
 
 
 def install_response_url() -> None:

@@ -118,6 +118,13 @@ GAPS: tuple[Gap, ...] = (
         resources.install_alarm,
     ),
     Gap(
+        "lambda-logging-config",
+        "a function's LoggingConfig sets AWS_LAMBDA_LOG_FORMAT and (JSON) AWS_LAMBDA_LOG_LEVEL for a custom "
+        "runtime, and its LogGroup receives the function's logs",
+        "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html",
+        custom_resources.install_lambda_logging_config,
+    ),
+    Gap(
         "custom-resource-lifecycle",
         "a custom resource's function gets Create, Update (with OldResourceProperties) "
         "and Delete; a FAILED answer fails the resource and the stack rolls back; without an answer "

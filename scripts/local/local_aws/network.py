@@ -186,18 +186,18 @@ def install_vpc_endpoint_delete() -> None:
     vpc_models.VPCEndPoint.delete = delete
 
 
-def install_lambda_file_system_configs() -> None:
-    """moto drops a function's FileSystemConfigs (API and templates alike)."""
+def keep_function_property(spec_key: str, attribute: str) -> None:
+    """Keep a property moto drops from a function (API and templates alike) as ``attribute``."""
     init = lambda_models.LambdaFunction.__init__
 
-    def init_keeping_file_systems(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    def init_keeping(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         init(self, account_id, spec, *args, **kwargs)
-        self.file_system_configs = list(spec.get("FileSystemConfigs") or [])
+        setattr(self, attribute, spec.get(spec_key))
 
-    lambda_models.LambdaFunction.__init__ = init_keeping_file_systems
+    lambda_models.LambdaFunction.__init__ = init_keeping
     create = lambda_models.LambdaFunction.create_from_cloudformation_json.__func__
 
-    def create_with_file_systems(
+    def create_keeping(
         cls: Any,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -206,10 +206,15 @@ def install_lambda_file_system_configs() -> None:
         **kwargs: Any,
     ) -> Any:
         function = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        function.file_system_configs = list(cloudformation_json["Properties"].get("FileSystemConfigs") or [])
+        setattr(function, attribute, cloudformation_json["Properties"].get(spec_key))
         return function
 
-    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create_with_file_systems)
+    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create_keeping)
+
+
+def install_lambda_file_system_configs() -> None:
+    """moto drops a function's FileSystemConfigs (API and templates alike)."""
+    keep_function_property("FileSystemConfigs", "file_system_configs")
 
 
 # ------------------------------------------------------------------ what a function reaches
@@ -247,7 +252,7 @@ def efs_mount_error(function: Any) -> str | None:
     https://docs.aws.amazon.com/lambda/latest/dg/configuration-filesystem.html
     https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html (Errors)
     """
-    configs = getattr(function, "file_system_configs", [])
+    configs = getattr(function, "file_system_configs", None)
     if not configs:
         return None
     subnets, function_groups = _function_network(function)
