@@ -7,8 +7,10 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib/init.sh
-source "${ROOT}/scripts/lib/init.sh"
+# shellcheck source=scripts/lib/messages.sh
+source "${ROOT}/scripts/lib/messages.sh"
+# shellcheck source=scripts/lib/aws.sh
+source "${ROOT}/scripts/lib/aws.sh"
 
 STACK_NAME=""
 CLUSTER=""
