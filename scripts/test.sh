@@ -55,11 +55,15 @@ emulator_tests() { python -m pytest -q tests/emulator; }
 script_tests() { bats tests/*.bats; }
 end_to_end() { tests/e2e-local.sh; }
 # The deployed tree as each container sees it, and its TLS material served by a real
-# RabbitMQ and openssl (each script deploys its own tree on the local AWS).
+# RabbitMQ and openssl; one tree, deployed on the local AWS by the first script.
 ce_runtime() {
-  local status=0
-  tests/container-view.sh || status=1
-  tests/tls-endpoints.sh || status=1
+  local tree status=0
+  tree="$(mktemp -d)"
+  tests/container-view.sh --keep-tree "$tree" || status=1
+  if [[ -f ${tree}/task-definition.json ]]; then
+    tests/tls-endpoints.sh --tree "$tree" || status=1
+  fi
+  rm -rf "$tree"
   return "$status"
 }
 

@@ -17,17 +17,20 @@ source "${ROOT}/scripts/local/local-aws.sh"
 source "${ROOT}/tests/stand-in-tree.sh"
 
 TREE=""
+KEEP_TREE=""
 WORK=""
 
 usage() {
   cat <<'USAGE'
-Usage: tests/container-view.sh [--tree DIR] [--help]
+Usage: tests/container-view.sh [--tree DIR | --keep-tree DIR] [--help]
 
 Checks the EFS tree the Lambda builds as each container of the rendered task definition
 will see it, then proves each check catches a planted fault. Must run as root (the Lambda
 chowns the tree; the probes switch to the access points' uids).
 
-  --tree DIR  use a tree tests/stand-in-tree.sh built in DIR (default: deploy one now)
+  --tree DIR       use a tree tests/stand-in-tree.sh built in DIR (default: deploy one now)
+  --keep-tree DIR  deploy one into DIR (empty or new) and leave it there, for
+                   tests/tls-endpoints.sh --tree DIR
 USAGE
 }
 
@@ -45,6 +48,12 @@ main() {
         TREE="$(cd "$2" && pwd)"
         shift 2
         ;;
+      --keep-tree)
+        [[ $# -ge 2 ]] || usage_error "--keep-tree needs a directory"
+        [[ ! -e $2 || -z "$(ls -A "$2")" ]] || usage_error "--keep-tree needs a new or empty directory"
+        KEEP_TREE="$2"
+        shift 2
+        ;;
       *) usage_error "unknown option: $1" ;;
     esac
   done
@@ -52,7 +61,10 @@ main() {
   cd "$ROOT"
   activate_tools
   trap cleanup EXIT
-  if [[ -z $TREE ]]; then
+  if [[ -n $KEEP_TREE ]]; then
+    TREE="$KEEP_TREE"
+    stand_in_tree "$TREE"
+  elif [[ -z $TREE ]]; then
     WORK="$(mktemp -d)"
     TREE="${WORK}/tree"
     stand_in_tree "$TREE"
