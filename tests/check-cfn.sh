@@ -45,7 +45,7 @@ render_task_definition() {
 }
 
 check_consistency() {
-  python "${ROOT}/tests/check_cfn.py" check --rendered "$RENDERED"
+  (cd "$ROOT" && python -m tests.check_cfn check --rendered "$RENDERED")
 }
 
 # A copy of the template with one lint fault (MemorySize below Lambda's minimum) and one
@@ -75,7 +75,7 @@ PY
 }
 
 self_test() {
-  python "${ROOT}/tests/check_cfn.py" self-test --rendered "$RENDERED"
+  (cd "$ROOT" && python -m tests.check_cfn self-test --rendered "$RENDERED")
 }
 
 # The template as CloudFormation resolves it for each variant of tests/cfn_variants.py (load

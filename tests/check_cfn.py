@@ -5,9 +5,10 @@ file a container's entry point, health check, environment or seeded script names
 mount is declared in the tree, the seeded scripts and inline shell pass shellcheck, the
 containers' memory fits the task's, and the execution role reads exactly the task's secrets.
 
-    check_cfn.py check --rendered FILE      run every check; exit 1 on any failure
-    check_cfn.py self-test --rendered FILE  mutate copies of the inputs, one fault per check,
-                                            and exit 1 unless every check catches its fault
+    python -m tests.check_cfn check --rendered FILE      run every check; exit 1 on any failure
+    python -m tests.check_cfn self-test --rendered FILE  mutate copies of the inputs, one fault
+                                                         per check at least (tests/planted_faults.py),
+                                                         and exit 1 unless each is caught
 
 FILE is the output of `scripts/register-task-definition.sh --dry-run --outputs-file
 tests/fixtures/stack-outputs.json`. The template is read with cfn-lint's YAML loader, so
@@ -28,6 +29,8 @@ from pathlib import Path
 import botocore.session
 from botocore.validate import ParamValidator
 from cfnlint.decode import cfn_yaml
+
+from tests import planted_faults
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "cfn" / "CloudExchangeTemplate.yaml"
@@ -948,30 +951,16 @@ def load(rendered_path):
 
 
 def run_checks(inputs):
-    failed = 0
-    for name, check in CHECKS.items():
-        errors = check(inputs)
-        print(f"{'ok  ' if not errors else 'FAIL'} {name}")
-        for error in errors:
-            print(f"       {error}")
-        failed += bool(errors)
-    print(f"checks: {len(CHECKS) - failed} passed, {failed} failed")
-    return failed == 0
+    return planted_faults.run_checks(CHECKS, lambda check: check(inputs))
 
 
 def self_test(inputs):
-    missed = 0
-    for check_name, description, mutate, expected in MUTATIONS:
+    def plant(mutate, check):
         mutated = copy.deepcopy(inputs)
         mutate(mutated)
-        caught = any(expected in error for error in CHECKS[check_name](mutated))
-        print(f"{'ok  ' if caught else 'MISS'} {check_name} catches: {description}")
-        missed += not caught
-    uncovered = set(CHECKS) - {m[0] for m in MUTATIONS}
-    for name in sorted(uncovered):
-        print(f"MISS {name} has no mutation")
-    print(f"self-test: {len(MUTATIONS) - missed} of {len(MUTATIONS)} faults caught")
-    return missed == 0 and not uncovered
+        return check(mutated)
+
+    return planted_faults.self_test(CHECKS, MUTATIONS, plant)
 
 
 def main():
