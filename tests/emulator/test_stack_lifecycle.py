@@ -141,3 +141,53 @@ def test_no_updates(deploy: Callable[..., dict[str, Any]]) -> None:
     deploy(template, name=name)
     with pytest.raises(botocore.exceptions.ClientError, match="No updates are to be performed"):
         deploy(json.loads(json.dumps(template)), name=name, update=True)
+
+
+def test_conditional_updates(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+    name, parameter = unique("conditional"), unique("conditional")
+    template = {
+        "Parameters": {"Wanted": {"Type": "String"}},
+        "Conditions": {"IsWanted": {"Fn::Equals": [{"Ref": "Wanted"}, "yes"]}},
+        "Resources": {
+            "Always": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": parameter + "-always", "Type": "String", "Value": {"Ref": "Wanted"}},
+            },
+            "Maybe": {
+                "Type": "AWS::SSM::Parameter",
+                "Condition": "IsWanted",
+                "Properties": {"Name": parameter, "Type": "String", "Value": {"Fn::Sub": "${Wanted}"}},
+            },
+        },
+    }
+    ssm = aws("ssm")
+
+    def exists() -> bool:
+        return bool(ssm.get_parameters(Names=[parameter])["Parameters"])
+
+    assert deploy(template, name=name, parameters={"Wanted": "no"})["StackStatus"] == "CREATE_COMPLETE"
+    assert not exists()
+    # Still false, its definition changed with the parameter: nothing to do for it.
+    stack = deploy(template, name=name, parameters={"Wanted": "no, really"}, update=True)
+    assert stack["StackStatus"] == "UPDATE_COMPLETE", failures(aws, name)
+    assert not exists()
+    assert deploy(template, name=name, parameters={"Wanted": "yes"}, update=True)["StackStatus"] == "UPDATE_COMPLETE"
+    assert exists()
+    assert deploy(template, name=name, parameters={"Wanted": "no"}, update=True)["StackStatus"] == "UPDATE_COMPLETE"
+    assert not exists()
+
+
+def test_sub_parameter_updates(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+    name, parameter = unique("sub"), unique("sub")
+    template = {
+        "Parameters": {"Env": {"Type": "String"}},
+        "Resources": {
+            "Named": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": parameter, "Type": "String", "Value": {"Fn::Sub": "${Env}-cloud-exchange"}},
+            }
+        },
+    }
+    deploy(template, name=name, parameters={"Env": "one"})
+    deploy(template, name=name, parameters={"Env": "two"}, update=True)
+    assert aws("ssm").get_parameter(Name=parameter)["Parameter"]["Value"] == "two-cloud-exchange"

@@ -146,6 +146,19 @@ GAPS: tuple[Gap, ...] = (
         stack_lifecycle.install_resource_events,
     ),
     Gap(
+        "conditional-updates",
+        "an update creates a resource whose Condition became true, deletes one whose Condition became "
+        "false and leaves one whose Condition stays false alone",
+        f"{CFN}/TemplateReference/conditions-section-structure.html",
+        stack_lifecycle.install_conditional_updates,
+    ),
+    Gap(
+        "sub-parameter-updates",
+        "an update re-applies every resource that uses a changed parameter, through Ref or ${Parameter} in Fn::Sub",
+        f"{CFN}/TemplateReference/intrinsic-function-reference-sub.html",
+        stack_lifecycle.install_sub_parameter_updates,
+    ),
+    Gap(
         "create-rollback",
         "a failed create rolls back: created resources are deleted, ROLLBACK_COMPLETE",
         f"{CFN}/UserGuide/stack-failure-options.html",

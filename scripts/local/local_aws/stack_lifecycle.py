@@ -108,6 +108,72 @@ def install_resource_events() -> None:
     parsing.ResourceMap._delete_resource = delete_with_events
 
 
+def install_conditional_updates() -> None:
+    """moto updates a resource whose Condition is false as if it existed (an error when it
+    was never created) and never creates or deletes one whose condition changes.
+
+    CloudFormation creates a resource whose condition becomes true in an update, deletes one
+    whose condition becomes false, and leaves one whose condition stays false alone.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/conditions-section-structure.html
+    """
+    update_resource = parsing.parse_and_update_resource
+    update_map = parsing.ResourceMap.update
+
+    def update_by_condition(
+        logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str
+    ) -> Any:
+        condition = resource_json.get("Condition")
+        if condition and not resources_map.lazy_condition_map[condition]:
+            original = resources_map._parsed_resources.get(logical_id)
+            if original is not None:
+                resources_map._delete_resource(original, resource_json)
+            return None
+        if resources_map._parsed_resources.get(logical_id) is None:
+            return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name)
+        return update_resource(logical_id, resource_json, resources_map, account_id, region_name)
+
+    def update_then_conditions(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+        update_map(self, template, parameters)
+        for logical_id, definition in self._resource_json_map.items():
+            condition = definition.get("Condition") if isinstance(definition, dict) else None
+            if not condition:
+                continue
+            resource = self._parsed_resources.get(logical_id)
+            if self.lazy_condition_map[condition] and resource is None:
+                self._parsed_resources.pop(logical_id, None)
+                _ = self[logical_id]  # created (and kept) by the lazy map
+            elif not self.lazy_condition_map[condition] and resource is not None:
+                self._delete_resource(resource, definition)
+                self._parsed_resources.pop(logical_id, None)
+
+    parsing.parse_and_update_resource = update_by_condition
+    parsing.ResourceMap.update = update_then_conditions
+
+
+def install_sub_parameter_updates() -> None:
+    """moto re-applies a resource after a parameter change only when the resource has a Ref
+    to it, not a ${Parameter} in Fn::Sub; CloudFormation resolves both.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-sub.html
+    """
+    references = parsing.get_references_from_template
+
+    def references_with_sub(template: Any) -> list[str]:
+        found = references(template)
+        if isinstance(template, dict):
+            for key, value in template.items():
+                if key == "Fn::Sub":
+                    text = value[0] if isinstance(value, list) else value
+                    found.extend(m.group(1).split(".", 1)[0] for m in _SUB_VARIABLE.finditer(str(text)))
+                else:
+                    found.extend(n for n in references_with_sub(value) if n not in found)
+        elif isinstance(template, list):
+            for item in template:
+                found.extend(n for n in references_with_sub(item) if n not in found)
+        return found
+
+    parsing.get_references_from_template = references_with_sub
+
+
 # ------------------------------------------------------------------ deletion order
 
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
