@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Runs Cloud Exchange as an ECS service: creates the cluster if it does not exist, then
-# creates or updates the service with the reference deployment's settings on the latest
-# registered task definition, waits until the service is stable (or says why not) and
-# prints the task's private IP and the UI's URL.
+# Runs Cloud Exchange as an ECS service: creates the cluster if it does not exist (and ECS's
+# service-linked role, on an account that never used ECS), then creates or updates the
+# service on the latest registered task definition, waits until the service is stable (or
+# says why not) and prints the task's private IP and the UI's URL.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib/aws.sh
-source "${ROOT}/scripts/lib/aws.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 
 POLL_SECONDS="${CREATE_SERVICE_POLL_SECONDS:-10}"
 # CE's UI listens on 3000 and serves HTTPS (its certificate lives on the ssl_certs volume).
 UI_PORT=3000
+# Tag on a cluster this script created: scripts/destroy.sh deletes only such a cluster.
+CREATED_BY_TAG="cloud-exchange:created-by"
+# ECS timestamps as "YYYY-MM-DDTHH:MM:SS": AWS CLI v2 prints ISO 8601 strings, v1 prints
+# epoch seconds (numbers), which a string slice would fail on.
+JQ_TIME='def clock: if type == "number" then floor | todate[0:19] elif type == "string" then .[0:19] else "-" end;'
 
 STACK_NAME=""
 CLUSTER=""
@@ -29,10 +34,13 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/create-service.sh --stack-name NAME [options]
 
-Creates the ECS cluster if it does not exist, then creates (or updates) the service on the
-latest ACTIVE revision of the stack's task definition family: FARGATE, platform LATEST,
-REPLICA, 1 task, minimum healthy 100 %, maximum 200 %, deployment circuit breaker off,
-the stack's two private subnets and task security group, no public IP, no ECS Exec.
+Creates the ECS cluster if it does not exist (tagged cloud-exchange:created-by, so
+scripts/destroy.sh may delete it) and ECS's service-linked role if the account lacks it,
+then creates (or updates) the service on the latest ACTIVE revision of the stack's task
+definition family: FARGATE, platform LATEST, REPLICA, 1 task, minimum healthy 0 %,
+maximum 100 % (the old task stops before the new one starts: two MongoDB servers must
+never open the same data), deployment circuit breaker on with rollback, the stack's two
+private subnets and task security group, no public IP, no ECS Exec.
 Waits until the service is stable, then prints the task's private IP and the UI's URL.
 
 Options:
@@ -58,18 +66,12 @@ parse_args() {
       -h | --help) usage; exit 0 ;;
       --no-wait) WAIT=false; shift ;;
       --dry-run) DRY_RUN=true; shift ;;
-      --stack-name | --cluster | --service | --region | --profile | --timeout)
-        [[ $# -ge 2 && -n $2 ]] || usage_error "$1 needs a value"
-        case "$1" in
-          --stack-name) STACK_NAME="$2" ;;
-          --cluster) CLUSTER="$2" ;;
-          --service) SERVICE="$2" ;;
-          --region) REGION_ARG="$2" ;;
-          --profile) PROFILE_ARG="$2" ;;
-          --timeout) TIMEOUT="$2" ;;
-        esac
-        shift 2
-        ;;
+      --stack-name) STACK_NAME="$(option_value "$@")"; shift 2 ;;
+      --cluster) CLUSTER="$(option_value "$@")"; shift 2 ;;
+      --service) SERVICE="$(option_value "$@")"; shift 2 ;;
+      --region) REGION_ARG="$(option_value "$@")"; shift 2 ;;
+      --profile) PROFILE_ARG="$(option_value "$@")"; shift 2 ;;
+      --timeout) TIMEOUT="$(option_value "$@")"; shift 2 ;;
       *) usage_error "unknown option: $1" ;;
     esac
   done
@@ -87,20 +89,18 @@ read_stack() {
   [[ -n $stack ]] ||
     die "stack ${STACK_NAME} does not exist in ${REGION}: run scripts/deploy.sh --stack-name ${STACK_NAME} ... first"
   status="$(jq -r .StackStatus <<<"$stack")"
-  case "$status" in
-    CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE) ;;
-    *) die "stack ${STACK_NAME} is ${status}: its outputs cannot be trusted; run scripts/deploy.sh again" ;;
-  esac
+  stack_is_usable "$status" ||
+    die "stack ${STACK_NAME} is ${status}: its outputs cannot be trusted; run scripts/deploy.sh again"
   for name in DefaultClusterName TaskDefinitionFamily PrivateSubnet1Id PrivateSubnet2Id TaskSecurityGroupId; do
     [[ -n $(stack_output "$stack" "$name") ]] ||
       die "stack ${STACK_NAME} has no output ${name}: is it a Cloud Exchange stack deployed by scripts/deploy.sh?"
   done
   [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
   FAMILY="$(stack_output "$stack" TaskDefinitionFamily)"
-  NETWORK="$(jq -c '(.Outputs | map({(.OutputKey): .OutputValue}) | add) as $o | {awsvpcConfiguration: {
-      subnets: [$o.PrivateSubnet1Id, $o.PrivateSubnet2Id],
-      securityGroups: [$o.TaskSecurityGroupId],
-      assignPublicIp: "DISABLED"}}' <<<"$stack")"
+  NETWORK="$(stack_outputs_json "$stack" | jq -c '{awsvpcConfiguration: {
+      subnets: [.PrivateSubnet1Id, .PrivateSubnet2Id],
+      securityGroups: [.TaskSecurityGroupId],
+      assignPublicIp: "DISABLED"}}')"
 }
 
 ensure_cluster() {
@@ -112,7 +112,29 @@ ensure_cluster() {
     return 0
   fi
   log "creating cluster ${CLUSTER}"
-  aws_cli ecs create-cluster --cluster-name "$CLUSTER" >/dev/null
+  aws_cli ecs create-cluster --cluster-name "$CLUSTER" --output json --tags \
+    "$(jq -cn --arg key "$CREATED_BY_TAG" --arg stack "$STACK_NAME" '[{key: $key, value: $stack}]')" >/dev/null
+}
+
+# The first CreateService of an account fails until ECS's service-linked role exists (ECS
+# creates it, but not always in time); create it when it is missing. It is found by its
+# path, which AWS fixes for every service-linked role of ECS. "has been taken": it
+# appeared meanwhile. Without IAM read access the check is skipped with a warning.
+ensure_service_linked_role() {
+  local err="${WORK_DIR}/service-linked-role.err" found
+  if ! found="$(aws_cli iam list-roles --path-prefix /aws-service-role/ecs.amazonaws.com/ \
+    --query 'length(Roles)' --output text 2>"$err")"; then
+    warn "cannot check ECS's service-linked role AWSServiceRoleForECS ($(tail -n 1 "$err")); carrying on"
+    return 0
+  fi
+  [[ $found == 0 ]] || return 0
+  log "creating ECS's service-linked role AWSServiceRoleForECS (first use of ECS in this account)"
+  if aws_cli iam create-service-linked-role --aws-service-name ecs.amazonaws.com >/dev/null 2>"$err" ||
+    grep -q 'has been taken' "$err"; then
+    return 0
+  fi
+  cat "$err" >&2
+  die "cannot create ECS's service-linked role: run aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com$(aws_args_text) with an administrator's credentials"
 }
 
 # describe-task-definition on a family answers with its latest ACTIVE revision.
@@ -127,14 +149,16 @@ latest_task_definition() {
   die "no ACTIVE task definition in family ${FAMILY}: run scripts/register-task-definition.sh --stack-name ${STACK_NAME}$(aws_args_text) first"
 }
 
-# The reference deployment's settings; a rolling update keeps the old task until the new
-# one is healthy (100 %/200 %), and the circuit breaker stays off as in the reference.
+# The reference deployment's settings but one: it rolls out with 100 %/200 %, which starts
+# the new task beside the old one, and the new MongoDB then waits forever for the data
+# directory the old one holds on EFS, so every update hangs. 0 %/100 % stops the old task
+# first (a short outage per rollout); the circuit breaker rolls a failing revision back.
 service_input() { # create|update TASK_DEFINITION_ARN
   jq -n --arg mode "$1" --arg cluster "$CLUSTER" --arg service "$SERVICE" --arg td "$2" \
     --argjson network "$NETWORK" '
     {cluster: $cluster, taskDefinition: $td, desiredCount: 1, platformVersion: "LATEST",
-     deploymentConfiguration: {minimumHealthyPercent: 100, maximumPercent: 200,
-       deploymentCircuitBreaker: {enable: false, rollback: false}},
+     deploymentConfiguration: {minimumHealthyPercent: 0, maximumPercent: 100,
+       deploymentCircuitBreaker: {enable: true, rollback: true}},
      networkConfiguration: $network, enableExecuteCommand: false}
     + if $mode == "create"
       then {serviceName: $service, launchType: "FARGATE", schedulingStrategy: "REPLICA"}
@@ -171,8 +195,10 @@ describe_service() {
 
 # Stable as `aws ecs wait services-stable` defines it (one deployment, running = desired),
 # polled here so the service's own events print as they come and the wait is bounded;
-# exits non-zero, with the reasons it can find, when the service is not stable in time.
-wait_until_stable() {
+# exits non-zero, with the reasons it can find, when the service is not stable in time or
+# the circuit breaker failed this revision's deployment (it then rolls back).
+wait_until_stable() { # TASK_DEFINITION_ARN
+  local td="$1"
   local deadline=$((SECONDS + $(duration_seconds "$TIMEOUT"))) service seen="${WORK_DIR}/seen-events" line
   touch "$seen"
   # Events from before this run are history, not progress.
@@ -180,31 +206,41 @@ wait_until_stable() {
   log "waiting for service ${SERVICE} to be stable (up to $(duration_text "$TIMEOUT"))"
   while true; do
     service="$(describe_service)"
-    jq -r '.events // [] | reverse | .[] | "\(.id)\t\(.createdAt)\t\(.message)"' <<<"$service" |
+    jq -r "${JQ_TIME}"' .events // [] | reverse | .[] | "\(.id)\t\(.createdAt | clock)\t\(.message)"' <<<"$service" |
       while IFS=$'\t' read -r id at message; do
         grep -qxF -- "$id" "$seen" && continue
         printf '%s\n' "$id" >>"$seen"
         printf '%s  %s\n' "${at:11:8}" "$message"
       done
     line="$(jq -r '"running \(.runningCount)/\(.desiredCount), pending \(.pendingCount), deployments \(.deployments | length)"' <<<"$service")"
+    if jq -e --arg td "$td" 'any(.deployments[]?; .taskDefinition == $td and .rolloutState == "FAILED")' \
+      <<<"$service" >/dev/null; then
+      explain_not_stable "the deployment of ${td##*/} failed; the circuit breaker rolls the service back to its previous revision" "$line"
+      exit 1
+    fi
     if jq -e '(.deployments | length) == 1 and .runningCount == .desiredCount' <<<"$service" >/dev/null; then
+      # The service's task definition is its primary deployment's: after a rollback, the old one.
+      if ! jq -e --arg td "$td" '.taskDefinition == $td' <<<"$service" >/dev/null; then
+        explain_not_stable "service ${SERVICE} is stable on $(jq -r '.taskDefinition | split("/") | last' <<<"$service"), not ${td##*/}: the circuit breaker rolled the deployment back" "$line"
+        exit 1
+      fi
       log "service ${SERVICE} is stable: ${line}"
       return 0
     fi
     if ((SECONDS >= deadline)); then
-      explain_not_stable "$line"
+      explain_not_stable "service ${SERVICE} is not stable after $(duration_text "$TIMEOUT")" "$line"
       exit 1
     fi
     sleep "$POLL_SECONDS"
   done
 }
 
-explain_not_stable() { # PROGRESS_LINE
+explain_not_stable() { # PROBLEM PROGRESS_LINE
   local stopped
-  printf 'error: service %s is not stable after %s (%s).\n' "$SERVICE" "$(duration_text "$TIMEOUT")" "$1" >&2
+  printf 'error: %s (%s).\n' "$1" "$2" >&2
   printf 'Recent service events:\n' >&2
-  describe_service | jq -r 'if (.events // []) == [] then "  (none)"
-    else .events[:5][] | "  \(.createdAt[0:19])  \(.message)" end' >&2
+  describe_service | jq -r "${JQ_TIME}"' if (.events // []) == [] then "  (none)"
+    else .events[:5][] | "  \(.createdAt | clock)  \(.message)" end' >&2
   stopped="$(aws_cli ecs list-tasks --cluster "$CLUSTER" --service-name "$SERVICE" \
     --desired-status STOPPED --query 'taskArns[:5]' --output json | jq -r '.[]')"
   if [[ -n $stopped ]]; then
@@ -272,9 +308,10 @@ main() {
     return 0
   fi
   ensure_cluster
+  ensure_service_linked_role
   create_or_update_service "$task_definition"
   if $WAIT; then
-    wait_until_stable
+    wait_until_stable "$task_definition"
   else
     printf 'Not waiting (--no-wait); follow the service with:\n  aws ecs describe-services --cluster %s --services %s%s\n' \
       "$CLUSTER" "$SERVICE" "$(aws_args_text)"

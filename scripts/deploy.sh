@@ -10,8 +10,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib/aws.sh
-source "${ROOT}/scripts/lib/aws.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 
 TEMPLATE="${ROOT}/cfn/CloudExchangeTemplate.yaml"
 # The Lambda's Code in the template: a path relative to cfn/, where cargo lambda puts it.

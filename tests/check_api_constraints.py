@@ -101,10 +101,8 @@ PROPERTY_SHAPES = {
     ("AWS::IAM::RolePolicy", "RoleName"): "PutRolePolicy.RoleName",
     ("AWS::Lambda::Function", "Code"): None,  # a local path `aws cloudformation package` replaces
     ("AWS::Lambda::Function", "LoggingConfig"): "CreateFunction.LoggingConfig",
-    ("AWS::ElasticLoadBalancingV2::LoadBalancer", "LoadBalancerAttributes"):
-        "ModifyLoadBalancerAttributes.Attributes",
-    ("AWS::ElasticLoadBalancingV2::TargetGroup", "TargetGroupAttributes"):
-        "ModifyTargetGroupAttributes.Attributes",
+    ("AWS::ElasticLoadBalancingV2::LoadBalancer", "LoadBalancerAttributes"): "ModifyLoadBalancerAttributes.Attributes",
+    ("AWS::ElasticLoadBalancingV2::TargetGroup", "TargetGroupAttributes"): "ModifyTargetGroupAttributes.Attributes",
     ("AWS::SNS::Topic", "TopicName"): "CreateTopic.Name",
     ("AWS::CloudWatch::Alarm", "AlarmActions"): "PutMetricAlarm.AlarmActions",
 }
@@ -198,7 +196,7 @@ def evaluate(node, params):
             return [UNKNOWN]
     keys = list(node)
     combos = itertools.product(*(evaluate(node[k], params) for k in keys))
-    return [dict(zip(keys, combo)) for combo in itertools.islice(combos, 8)]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.islice(combos, 8)]
 
 
 # ---------------------------------------------------------------- constraints
@@ -365,7 +363,10 @@ def check_template(template):
                 for value in evaluate(raw, params):
                     if target is None or value is UNKNOWN:
                         continue
-                    if target == "rules" or rtype in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+                    if target == "rules" or rtype in (
+                        "AWS::EC2::SecurityGroupIngress",
+                        "AWS::EC2::SecurityGroupEgress",
+                    ):
                         if target == "rules":
                             check_rules(model, value, where, report)
                         elif prop == "Description":
@@ -400,14 +401,18 @@ def _resource_of_type(template, rtype):
 
 
 def _rule_with_apostrophe(t):
-    sg = next(r for r in t["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"
-              and r["Properties"].get("SecurityGroupIngress"))
+    sg = next(
+        r
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::EC2::SecurityGroup" and r["Properties"].get("SecurityGroupIngress")
+    )
     sg["Properties"]["SecurityGroupIngress"][0]["Description"] = "the operators' CIDR"
 
 
 def _group_description_too_long(t):
     _resource_of_type(t, "AWS::EC2::SecurityGroup")["Properties"]["GroupDescription"] = {
-        "Fn::Sub": "x" * 240 + " (${EnvironmentName})"}
+        "Fn::Sub": "x" * 240 + " (${EnvironmentName})"
+    }
 
 
 def _egress_rule_with_quote(t):
@@ -420,7 +425,8 @@ def _group_name_sg_prefix(t):
 
 def _efs_tag_aws_prefix(t):
     _resource_of_type(t, "AWS::EFS::FileSystem")["Properties"]["FileSystemTags"].append(
-        {"Key": "aws:owner", "Value": "ce"})
+        {"Key": "aws:owner", "Value": "ce"}
+    )
 
 
 def _access_point_path_too_deep(t):
@@ -448,9 +454,21 @@ def _unmapped_type(t):
 
 
 FAULTS = [
-    ("SG rule description with an apostrophe", _rule_with_apostrophe, "SecurityGroupIngress[0].Description: \"the operators' CIDR\" holds"),
-    ("group description over 255 at the longest EnvironmentName", _group_description_too_long, "GroupDescription: 259 characters, more than 255"),
-    ("egress rule description with a double quote", _egress_rule_with_quote, "Egress.Description: 'NFS \"out\"' holds characters"),
+    (
+        "SG rule description with an apostrophe",
+        _rule_with_apostrophe,
+        'SecurityGroupIngress[0].Description: "the operators\' CIDR" holds',
+    ),
+    (
+        "group description over 255 at the longest EnvironmentName",
+        _group_description_too_long,
+        "GroupDescription: 259 characters, more than 255",
+    ),
+    (
+        "egress rule description with a double quote",
+        _egress_rule_with_quote,
+        "Egress.Description: 'NFS \"out\"' holds characters",
+    ),
     ("group name starting with sg-", _group_name_sg_prefix, "starts with 'sg-'"),
     ("EC2 tag key starting with aws:", _ec2_tag_key_aws_prefix, "starts with 'aws:'"),
     ("EFS tag key starting with aws:", _efs_tag_aws_prefix, "'aws:owner' does not match"),

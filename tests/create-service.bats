@@ -7,6 +7,8 @@
 
 # status, output and stderr are set by bats' run.
 # shellcheck disable=SC2154
+# Each test runs in its own subshell, so a test's export stays in it.
+# shellcheck disable=SC2030,SC2031
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -56,6 +58,29 @@ create_outputs_stack() { # NAME
     >"${BATS_FILE_TMPDIR}/template.json"
   aws cloudformation create-stack --stack-name "$1" \
     --template-body "file://${BATS_FILE_TMPDIR}/template.json" >/dev/null
+}
+
+# Validates the JSON on stdin as the input of the ECS OPERATION (botocore's model).
+valid_for() { # OPERATION
+  python -c 'import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("ecs")
+validate_parameters(json.load(sys.stdin), model.operation_model(sys.argv[1]).input_shape)' "$1"
+}
+
+# Puts an `aws` first on PATH that runs the real one but passes describe-services' answer
+# through the jq FILTER: events and deployments moto does not make. The service never runs.
+fake_describe_services() { # FILTER
+  local bin="${BATS_TEST_TMPDIR}/fake-bin"
+  mkdir -p "$bin"
+  # shellcheck disable=SC2016 # expanded by the fake aws, not here
+  printf '%s\n' '#!/usr/bin/env bash' \
+    'if [[ " $* " == *" describe-services "* ]]; then "$REAL_AWS" "$@" | jq "$FAKE_FILTER"; else exec "$REAL_AWS" "$@"; fi' \
+    >"${bin}/aws"
+  chmod +x "${bin}/aws"
+  REAL_AWS="$(command -v aws)"
+  export REAL_AWS FAKE_FILTER=".services[0].runningCount = 0 | $1" PATH="${bin}:${PATH}"
 }
 
 register_task_definition() { # FAMILY
@@ -120,27 +145,38 @@ setup() {
   aws ecs describe-clusters --clusters ce-cloud-exchange | jq -e '(.clusters | length) == 0'
 }
 
-@test "--dry-run prints a CreateService input valid for botocore's ECS model, with the reference settings" {
+@test "--dry-run prints a CreateService input valid for botocore's ECS model: 0 %/100 %, circuit breaker with rollback" {
   local arn
   arn="$(register_task_definition ce-cloud-exchange)"
   run --separate-stderr "$SCRIPT" --stack-name ce --dry-run
   [ "$status" -eq 0 ]
-  printf '%s' "$output" | python -c 'import json, sys
-import botocore.session
-from botocore.validate import validate_parameters
-model = botocore.session.get_session().get_service_model("ecs")
-validate_parameters(json.load(sys.stdin), model.operation_model("CreateService").input_shape)'
+  valid_for CreateService <<<"$output"
   printf '%s' "$output" | jq -e --arg arn "$arn" '
     .cluster == "ce-cloud-exchange" and .serviceName == "cloud-exchange" and .taskDefinition == $arn
     and .launchType == "FARGATE" and .platformVersion == "LATEST" and .schedulingStrategy == "REPLICA"
     and .desiredCount == 1 and .enableExecuteCommand == false
-    and .deploymentConfiguration == {minimumHealthyPercent: 100, maximumPercent: 200,
-      deploymentCircuitBreaker: {enable: false, rollback: false}}
+    and .deploymentConfiguration == {minimumHealthyPercent: 0, maximumPercent: 100,
+      deploymentCircuitBreaker: {enable: true, rollback: true}}
     and .networkConfiguration.awsvpcConfiguration.assignPublicIp == "DISABLED"
     and (.networkConfiguration.awsvpcConfiguration.subnets | length == 2)
     and (.networkConfiguration.awsvpcConfiguration.securityGroups | length == 1)'
   # A dry run changes nothing: not even the cluster exists.
   aws ecs describe-clusters --clusters ce-cloud-exchange | jq -e '(.clusters | length) == 0'
+}
+
+@test "the cluster it creates is tagged as its own, and ECS's service-linked role is created when missing" {
+  register_task_definition ce-cloud-exchange
+  aws iam list-roles --path-prefix /aws-service-role/ecs.amazonaws.com/ | jq -e '.Roles == []'
+  run --separate-stderr "$SCRIPT" --stack-name ce --cluster ce-own --no-wait
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"creating ECS's service-linked role AWSServiceRoleForECS"* ]]
+  aws iam list-roles --path-prefix /aws-service-role/ecs.amazonaws.com/ | jq -e '.Roles | length == 1'
+  aws ecs describe-clusters --clusters ce-own --include TAGS |
+    jq -e '.clusters[0].tags == [{key: "cloud-exchange:created-by", value: "ce"}]'
+  # The role exists now: the next run does not try again.
+  run --separate-stderr "$SCRIPT" --stack-name ce --cluster ce-own --no-wait
+  [ "$status" -eq 0 ]
+  [[ $stderr != *"service-linked role"* ]]
 }
 
 @test "creates the cluster and the service, waits until stable, then updates it in place" {
@@ -177,4 +213,48 @@ validate_parameters(json.load(sys.stdin), model.operation_model("CreateService")
   [[ $stderr == *"error: service cloud-exchange is not stable after 5 seconds (running 0/1, pending 1, deployments 1)."* ]]
   [[ $stderr == *"Recent service events:"* ]]
   [[ $stderr == *"aws ecs describe-services --cluster ce-cloud-exchange --services cloud-exchange --region us-east-1"* ]]
+}
+
+@test "an existing service gets an UpdateService input valid for botocore's ECS model" {
+  export AWS_ENDPOINT_URL="$STUCK_URL"
+  register_task_definition ce-cloud-exchange
+  "$SCRIPT" --stack-name ce --no-wait
+  run --separate-stderr "$SCRIPT" --stack-name ce --dry-run
+  [ "$status" -eq 0 ]
+  valid_for UpdateService <<<"$output"
+  printf '%s' "$output" | jq -e '.service == "cloud-exchange" and (has("serviceName") | not)
+    and .deploymentConfiguration.minimumHealthyPercent == 0 and .deploymentConfiguration.maximumPercent == 100
+    and .deploymentConfiguration.deploymentCircuitBreaker == {enable: true, rollback: true}'
+}
+
+# AWS CLI v1 prints ECS timestamps as epoch seconds, v2 as ISO 8601 strings.
+@test "service events with epoch-number timestamps (CLI v1) are shown" {
+  export AWS_ENDPOINT_URL="$STUCK_URL"
+  register_task_definition ce-cloud-exchange
+  fake_describe_services '.services[0].events = [{id: "e1", createdAt: 1700000000.123, message: "(service cloud-exchange) has started 1 tasks"}]'
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 2s
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"Recent service events:"*"  2023-11-14T22:13:20  (service cloud-exchange) has started 1 tasks"* ]]
+  [[ $stderr == *"The service keeps trying; follow it with:"* ]]
+}
+
+@test "service events with ISO 8601 timestamps (CLI v2) are shown the same way" {
+  export AWS_ENDPOINT_URL="$STUCK_URL"
+  register_task_definition ce-cloud-exchange
+  fake_describe_services '.services[0].events = [{id: "e1", createdAt: "2023-11-14T22:13:20.123000+00:00", message: "(service cloud-exchange) has started 1 tasks"}]'
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 2s
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"Recent service events:"*"  2023-11-14T22:13:20  (service cloud-exchange) has started 1 tasks"* ]]
+  [[ $stderr == *"The service keeps trying; follow it with:"* ]]
+}
+
+@test "a deployment the circuit breaker failed ends the wait at once and says so" {
+  export AWS_ENDPOINT_URL="$STUCK_URL"
+  register_task_definition ce-cloud-exchange
+  # As ECS shows it: this revision's deployment, failed by the circuit breaker.
+  fake_describe_services '.services[0].deployments[0] += {rolloutState: "FAILED", taskDefinition: .services[0].taskDefinition}'
+  run --separate-stderr "$SCRIPT" --stack-name ce --timeout 30s
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"error: the deployment of ce-cloud-exchange:"*" failed; the circuit breaker rolls the service back to its previous revision"* ]]
+  [[ $stderr != *"is not stable after"* ]]
 }

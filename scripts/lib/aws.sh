@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What deploy.sh, create-service.sh and register-task-definition.sh share: one way to call
 # the AWS CLI (region and profile resolved once, passed on every call), and reading a stack.
-# Sourced only; defines functions and AWS_ARGS, runs nothing.
+# Sourced through scripts/lib/init.sh (after messages.sh); defines functions and AWS_ARGS.
 #
 # The AWS CLI honours AWS_ENDPOINT_URL (botocore >= 1.31), which is how demo.sh points these
 # scripts at a local emulator; nothing here needs to know about it.
@@ -9,9 +9,6 @@
 AWS_ARGS=()
 REGION=""
 PROFILE=""
-
-# shellcheck source=scripts/lib/messages.sh
-source "$(dirname "${BASH_SOURCE[0]}")/messages.sh"
 
 # Fails with one line naming the missing command and how to get it.
 require_command() { # NAME HINT
@@ -82,4 +79,18 @@ stack_describe() { # NAME_OR_ID
 # Reads one output from a describe-stacks Stacks[0] JSON; prints nothing when absent.
 stack_output() { # STACK_JSON KEY
   jq -r --arg key "$2" '.Outputs // [] | map(select(.OutputKey == $key)) | .[0].OutputValue // empty' <<<"$1"
+}
+
+# The stack's outputs as one JSON object {OutputKey: OutputValue} ({} when it has none).
+stack_outputs_json() { # STACK_JSON
+  jq -c '(.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {}' <<<"$1"
+}
+
+# True for the statuses whose outputs describe a working stack: a create or update that
+# completed, an update that rolled back to the previous version, an import that completed.
+stack_is_usable() { # STATUS
+  case "$1" in
+    CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE | IMPORT_COMPLETE | IMPORT_ROLLBACK_COMPLETE) return 0 ;;
+    *) return 1 ;;
+  esac
 }

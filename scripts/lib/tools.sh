@@ -9,8 +9,8 @@ TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${TOOLS_ROOT}/.venv"
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME}/.cache}/ce-fargate"
 
-# shellcheck source=scripts/lib/messages.sh
-source "${TOOLS_ROOT}/scripts/lib/messages.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${TOOLS_ROOT}/scripts/lib/init.sh"
 
 ensure_debian_packages() {
   local missing=() pkg
