@@ -7,8 +7,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib/aws.sh
-source "${ROOT}/scripts/lib/aws.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 
 TASK_DEFINITION_TEMPLATE="${ROOT}/cfn/CloudExchangeTaskDefinition.json"
 # Stack outputs that exist only when the operator set the matching parameter (the core proxy

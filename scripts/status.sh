@@ -7,10 +7,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=scripts/lib/messages.sh
-source "${ROOT}/scripts/lib/messages.sh"
-# shellcheck source=scripts/lib/aws.sh
-source "${ROOT}/scripts/lib/aws.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 
 STACK_NAME=""
 CLUSTER=""
