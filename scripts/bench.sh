@@ -65,7 +65,8 @@ parse_args() {
 # Prints the release directory after building the bootstrap and the stand-in for the host.
 build_binaries() {
   log "building the release bootstrap and efs-standin (host target)"
-  cargo build --release --locked -p ce-efs-tree --bin bootstrap -p efs-standin >&2
+  cargo build --release --locked -p ce-efs-tree --bin bootstrap >&2
+  cargo build --release --locked -p efs-standin >&2
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
   printf '%s/release\n' "$target_dir"

@@ -104,15 +104,19 @@ pub fn apply(root: &Path, spec: &TreeSpec) -> Result<TreeReport, TreeError> {
 
     // Check: every existing entry is looked at before anything is written.
     let nodes = tree.nodes.len();
-    walk(tree.children(ROOT), &root_fd, nodes, |id, parent, queue| {
-        check(&tree, id, parent, queue)
-    })?;
+    walk(
+        tree.children(ROOT),
+        &root_fd,
+        nodes,
+        OnError::Finish,
+        |id, parent, queue| check(&tree, id, parent, queue),
+    )?;
     tree.plan();
 
     // Apply: only the subtrees where the check pass found something to do.
     let report = Counters::default();
     let todo = tree.children(ROOT).filter(|&id| tree.nodes[id].busy());
-    walk(todo, &root_fd, nodes, |id, parent, queue| {
+    walk(todo, &root_fd, nodes, OnError::Stop, |id, parent, queue| {
         reconcile_node(&tree, &report, id, parent, queue)
     })?;
     Ok(TreeReport {
@@ -306,11 +310,27 @@ impl<'a> Tree<'a> {
 /// A unit of work: a node, and the handle of the directory it is in.
 type Task = (NodeId, Arc<OwnedFd>);
 
+/// What [`walk`] does after a task failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnError {
+    /// Go on with the other subtrees (the check pass: looking is harmless, and the error
+    /// reported must not depend on which thread got there first).
+    Finish,
+    /// Start no new task (the apply pass: change nothing more).
+    Stop,
+}
+
 /// Runs `work` on `start` (children of the mount) and on whatever it queues, on up to
 /// [`WORKERS`] threads. A task runs only after the one that queued it has finished, so
-/// parents come before children. After the first error no new task starts; the error
-/// returned is the one at the first node in path order.
-fn walk<I, F>(start: I, root: &Arc<OwnedFd>, nodes: usize, work: F) -> Result<(), TreeError>
+/// parents come before children. The error returned is the one at the first node in
+/// path order among those met.
+fn walk<I, F>(
+    start: I,
+    root: &Arc<OwnedFd>,
+    nodes: usize,
+    on_error: OnError,
+    work: F,
+) -> Result<(), TreeError>
 where
     I: Iterator<Item = NodeId>,
     F: Fn(NodeId, &Arc<OwnedFd>, &mut Vec<Task>) -> Result<(), TreeError> + Sync,
@@ -352,7 +372,9 @@ where
                 }
             };
             if let Err(err) = work(id, &parent, &mut queued) {
-                failed.store(true, Ordering::Relaxed);
+                if on_error == OnError::Stop {
+                    failed.store(true, Ordering::Relaxed);
+                }
                 queued.clear();
                 errors
                     .lock()
@@ -362,9 +384,17 @@ where
             drop(parent);
             let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
             q.running -= 1;
+            // This thread takes one new task itself; wake one other per further task,
+            // or everyone when the walk is over.
+            let others = queued.len().saturating_sub(1);
             q.tasks.extend(queued.drain(..).rev());
+            let over = q.running == 0 && (q.tasks.is_empty() || failed.load(Ordering::Relaxed));
             drop(q);
-            changed.notify_all();
+            if over {
+                changed.notify_all();
+            } else {
+                (0..others).for_each(|_| changed.notify_one());
+            }
         }
     };
 
@@ -826,7 +856,8 @@ mod tests {
             tree.children(ROOT),
             &root,
             tree.nodes.len(),
-            |id, parent, queue| {
+            OnError::Finish,
+            |id, parent, queue: &mut Vec<Task>| {
                 visited.lock().expect("lock").push(id);
                 queue.extend(tree.children(id).map(|c| (c, Arc::clone(parent))));
                 Ok(())
