@@ -16,9 +16,10 @@ After the result the function polls ``/next`` again; that request is held open
 
 Standard library only, so it runs on any python3 without the project's venv.
 
-Usage as a command (prints the result as JSON; exit 0 only on a response):
+Usage as a command from the repository root (prints the result as JSON; exit 0 only on a
+response):
 
-    runtime_api.py --event EVENT.json [--env K=V ...] [--timeout S] -- CMD [ARGS...]
+    python -m scripts.local.runtime_api --event EVENT.json [--env K=V ...] [--timeout S] -- CMD [ARGS...]
 
 As a library: ``invoke_once(command, event, env, timeout_s, deadline_ms)``.
 """
@@ -103,7 +104,7 @@ class _Invocation:
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, as the runtime clients (hyper, libcurl) expect.
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         """Quiet: the function's own logs are what matters."""
@@ -349,7 +350,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--event", required=True, help="JSON file with the event to hand out")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment (repeatable)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a result (default 30)")
-    parser.add_argument("--deadline-ms", type=int, default=300_000, help="function timeout the runtime sees (default 300000)")
+    parser.add_argument(
+        "--deadline-ms", type=int, default=300_000, help="function timeout the runtime sees (default 300000)"
+    )
     parser.add_argument("--cwd", help="working directory of the function process")
     parser.add_argument("command", nargs="+", help="the function process, e.g. target/release/bootstrap")
     args = parser.parse_args(argv)

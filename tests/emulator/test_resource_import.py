@@ -115,7 +115,9 @@ def test_import_change_sets(aws: Callable[[str], Any], deploy: Callable[..., dic
     assert efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"]
 
 
-@pytest.mark.parametrize("fault", ["no-deletion-policy", "other-resource", "unsupported-type", "wrong-identifier-key"])
+@pytest.mark.parametrize(
+    "fault", ["no-deletion-policy", "other-resource", "unsupported-type", "wrong-identifier-key", "outputs"]
+)
 def test_import_change_sets_refusals(fault: str, aws: Callable[[str], Any]) -> None:
     cfn = aws("cloudformation")
     fs_id, secret_arn = _retained(aws)
@@ -125,6 +127,7 @@ def test_import_change_sets_refusals(fault: str, aws: Callable[[str], Any]) -> N
         "other-resource": "not being imported",
         "unsupported-type": "are not supported for Import",
         "wrong-identifier-key": "must be exactly {FileSystemId}",
+        "outputs": "cannot modify or add \\[Outputs\\]",
     }[fault]
     if fault == "no-deletion-policy":
         del template["Resources"]["FileSystem"]["DeletionPolicy"]
@@ -142,6 +145,8 @@ def test_import_change_sets_refusals(fault: str, aws: Callable[[str], Any]) -> N
                 "ResourceIdentifier": {"Id": "x"},
             }
         )
+    elif fault == "outputs":
+        template["Outputs"] = {"Fs": {"Value": {"Ref": "FileSystem"}}}
     else:
         to_import[0]["ResourceIdentifier"] = {"Id": fs_id}
     name = unique("refused")

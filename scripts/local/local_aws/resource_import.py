@@ -20,6 +20,8 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/resource-import-s
   IMPORT_COMPLETE, the stack IMPORT_COMPLETE. Properties are not applied by an import (the
   next update does that, e.g. the file system policy).
 
+* Outputs cannot be added by an import: they come with the update that follows.
+
 Not emulated: import into an existing stack, and types other than the two above (both are
 supported by AWS; the project does not use them).
 """
@@ -75,6 +77,11 @@ def validate_import(template: dict[str, Any], to_import: list[dict[str, Any]]) -
     not_emulated = sorted({i["ResourceType"] for i in to_import} & IMPORTABLE_NOT_EMULATED)
     if not_emulated:
         raise ValidationError(message=f"local AWS: import of {not_emulated} is not emulated")
+    if template.get("Outputs"):
+        # The error AWS gives for an import template with outputs (quoted in
+        # https://github.com/awslabs/aws-security-assessment-solution/issues/6); add them in
+        # the update that follows.
+        raise ValidationError(message="As part of the import operation, you cannot modify or add [Outputs]")
     others = sorted(set(resources) - set(by_id))
     if others:
         raise ValidationError(
