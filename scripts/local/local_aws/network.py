@@ -131,12 +131,10 @@ class _GroupRule:
         account_id: str,
         region_name: str,
     ) -> _GroupRule:
-        # Every property of a rule resource requires replacement.
-        replacement = cls.create_from_cloudformation_json(
-            new_resource_name, cloudformation_json, account_id, region_name
-        )
+        # A rule is replaced as a whole; the old one goes first, as the new one may be the
+        # same rule with another description (EC2 refuses a duplicate).
         original_resource.delete(account_id, region_name)
-        return replacement
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         group = ec2_backends[account_id][region_name].get_security_group_by_name_or_id(self.group_id)

@@ -212,17 +212,6 @@ def dependencies(definition: dict[str, Any], names: set[str]) -> set[str]:
     return found & names
 
 
-def _needs(resources: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
-    names = set(resources)
-    return {name: dependencies(definition, names - {name}) for name, definition in resources.items()}
-
-
-def deletion_waves(resources: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Reverse dependency order in waves: a resource can go once every resource that
-    depends on it is gone; each wave is everything deletable at that point."""
-    return deletion_steps(resources, slow=set())
-
-
 def deletion_steps(resources: dict[str, dict[str, Any]], slow: set[str]) -> list[list[str]]:
     """The order deletion runs in when the ``slow`` resources (custom resources: a function
     call, in AWS often a VPC cold start) take longer than all others.
@@ -231,9 +220,11 @@ def deletion_steps(resources: dict[str, dict[str, Any]], slow: set[str]) -> list
     deleted, without waiting for the rest of a wave. So by the time a slow resource's
     function runs, every other resource that does not (transitively) wait for a slow one
     is already gone: each step deletes what is ready among the fast ones; only when none
-    is ready do the ready slow ones run.
+    is ready do the ready slow ones run. With no slow resources, the steps are the waves of
+    reverse dependency order.
     """
-    needs = _needs(resources)
+    names = set(resources)
+    needs = {name: dependencies(definition, names - {name}) for name, definition in resources.items()}
     remaining, steps = set(resources), []
     while remaining:
         ready = sorted(n for n in remaining if not any(n in needs[other] for other in remaining if other != n))
