@@ -11,9 +11,11 @@ with its Reason.
 The network decides first, as in AWS (see network.py): a function whose EFS mount is
 unreachable is never started (Lambda fails the invocation before the handler runs); one
 whose subnets have no route to S3 is handed a ResponseURL that refuses connections (in AWS
-the connection attempt times out, the function retries until its deadline). Either way
-CloudFormation hears nothing and fails the resource after ServiceTimeout; here the wait is
-min(ServiceTimeout, Settings.max_service_timeout_s).
+the connection attempt times out; either way the function retries until its deadline and
+ends without having answered). CloudFormation hears nothing and fails the resource after
+ServiceTimeout; here once the function has ended and min(ServiceTimeout,
+Settings.max_service_timeout_s) has passed. The function itself keeps its own deadline
+(its Timeout), as in Lambda.
 
 The function runs synchronously inside the CreateStack/UpdateStack/DeleteStack call (it
 takes milliseconds here): moto creates every resource within that call anyway, so running it
@@ -148,8 +150,11 @@ def _write_function_logs(function: Any, logs: str) -> None:
         backend.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
 
 
-def _run_function(function: Any, event: dict[str, Any], wait_s: float) -> runtime_api.InvocationResult:
-    """Run the function's bootstrap once for one event, EFS replaced by the local folder."""
+def _run_function(function: Any, event: dict[str, Any], limit_s: float) -> runtime_api.InvocationResult:
+    """Run the function's bootstrap once for one event, EFS replaced by the local folder.
+
+    The runtime sees the function's own deadline (its Timeout), as in Lambda; the process
+    is stopped after ``limit_s`` (CloudFormation stops listening after ServiceTimeout)."""
     with tempfile.TemporaryDirectory(prefix="ce-lambda-") as task_dir:
         with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as archive:
             if "bootstrap" not in archive.namelist():
@@ -167,13 +172,12 @@ def _run_function(function: Any, event: dict[str, Any], wait_s: float) -> runtim
                 **logging_environment(function),
             }
         )
-        timeout_s = min(float(function.timeout), wait_s)
         return runtime_api.invoke_once(
             [str(bootstrap)],
             event,
             env,
-            timeout_s=timeout_s + 1,
-            deadline_ms=int(timeout_s * 1000),
+            timeout_s=min(float(function.timeout), limit_s) + 1,
+            deadline_ms=int(float(function.timeout) * 1000),
             cwd=task_dir,
         )
 
@@ -187,9 +191,15 @@ def no_response_reason(request_id: str, detail: str) -> str:
     )
 
 
+def declared_service_timeout_s(properties: dict[str, Any]) -> float:
+    """The resource's ServiceTimeout, seconds (CloudFormation's default 3600)."""
+    return float(properties.get("ServiceTimeout", DEFAULT_SERVICE_TIMEOUT_S))
+
+
 def service_timeout_s(properties: dict[str, Any]) -> float:
-    """The resource's ServiceTimeout (seconds, default 3600), capped by the local setting."""
-    return min(float(properties.get("ServiceTimeout", DEFAULT_SERVICE_TIMEOUT_S)), SETTINGS.max_service_timeout_s)
+    """How long the local AWS waits for an answer that never comes: the resource's
+    ServiceTimeout, capped by the local setting."""
+    return min(declared_service_timeout_s(properties), SETTINGS.max_service_timeout_s)
 
 
 def send_request(
@@ -229,7 +239,7 @@ def send_request(
         detail = f"the invocation failed before the handler ran: {mount_error}"
     else:
         try:
-            result = _run_function(function, event, wait_s)
+            result = _run_function(function, event, declared_service_timeout_s(properties))
         except Exception as exc:  # noqa: BLE001 - every cause becomes the resource's Reason
             RESPONSES.take(request_id)
             return "FAILED", f"the function could not be run: {exc}", resource.physical_id, {}
