@@ -11,6 +11,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 # shellcheck source=scripts/local/local-aws.sh
 source "${ROOT}/scripts/local/local-aws.sh"
 # shellcheck source=tests/stand-in-tree.sh
@@ -43,15 +45,10 @@ main() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
-      --tree)
-        [[ $# -ge 2 && -f $2/task-definition.json ]] || usage_error "--tree needs a directory stand_in_tree built"
-        TREE="$(cd "$2" && pwd)"
-        shift 2
-        ;;
+      --tree) TREE="$(option_value "$@")"; shift 2 ;;
       --keep-tree)
-        [[ $# -ge 2 ]] || usage_error "--keep-tree needs a directory"
-        [[ ! -e $2 || -z "$(ls -A "$2")" ]] || usage_error "--keep-tree needs a new or empty directory"
-        KEEP_TREE="$2"
+        KEEP_TREE="$(option_value "$@")"
+        [[ ! -e $KEEP_TREE || -z "$(ls -A "$KEEP_TREE")" ]] || usage_error "--keep-tree needs a new or empty directory"
         shift 2
         ;;
       *) usage_error "unknown option: $1" ;;
@@ -62,13 +59,12 @@ main() {
   activate_tools
   trap cleanup EXIT
   if [[ -n $KEEP_TREE ]]; then
-    TREE="$KEEP_TREE"
-    stand_in_tree "$TREE"
-  elif [[ -z $TREE ]]; then
-    WORK="$(mktemp -d)"
-    TREE="${WORK}/tree"
-    stand_in_tree "$TREE"
+    stand_in_tree_use "" "$KEEP_TREE"
+  else
+    [[ -n $TREE ]] || WORK="$(mktemp -d)"
+    stand_in_tree_use "$TREE" "${WORK}/tree"
   fi
+  TREE="$STAND_IN_TREE"
   local status=0
   log "container view: checks"
   python -m tests.container_view check --tree "$TREE" || status=1

@@ -56,6 +56,9 @@ from pathlib import Path, PurePosixPath
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests import planted_faults
+from tests.check_cfn import ref_target, task_access_points
+
 ACCESS_POINT_TYPE = "AWS::EFS::AccessPoint"
 # The most a named file is read to look for further paths or a PEM key.
 MAX_SCAN_BYTES = 1024 * 1024
@@ -118,16 +121,6 @@ def load(tree_dir: Path) -> Inputs:
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
         task_definition=json.loads((tree_dir / "task-definition.json").read_text()),
     )
-
-
-def ref_target(value: object) -> str | None:
-    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, ...]} points at, else None."""
-    if isinstance(value, dict) and len(value) == 1:
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
 
 
 def containers(inputs: Inputs) -> list[dict]:
@@ -642,15 +635,8 @@ def task_access_point_roots(inputs: Inputs) -> set[tuple[str, PurePosixPath]]:
     Lambda's role may use it)."""
     by_container, _ = all_mounts(inputs)
     roots = {(m.access_point, m.root) for mount_list in by_container.values() for m in mount_list}
-    lambdas = {
-        ref_target(config.get("Arn"))
-        for resource in inputs.template["Resources"].values()
-        if resource.get("Type") == "AWS::Lambda::Function"
-        for config in resource.get("Properties", {}).get("FileSystemConfigs", [])
-    }
-    for logical_id, resource in inputs.template["Resources"].items():
-        if resource.get("Type") == ACCESS_POINT_TYPE and logical_id not in lambdas:
-            roots.add((logical_id, relative(resource["Properties"].get("RootDirectory", {}).get("Path", "/"))))
+    for logical_id, resource in task_access_points(inputs).items():
+        roots.add((logical_id, relative(resource["Properties"].get("RootDirectory", {}).get("Path", "/"))))
     return roots
 
 
@@ -804,40 +790,34 @@ MUTATIONS = [
 
 # ---------------------------------------------------------------- main
 def run_checks(inputs: Inputs) -> bool:
-    failed = 0
-    for name, check in CHECKS.items():
+    covered = {}
+
+    def run(check: Callable[[Inputs], Outcome]) -> list[str]:
         outcome = check(inputs)
-        print(f"{'ok  ' if not outcome.errors else 'FAIL'} {name} ({outcome.covered})")
-        for error in outcome.errors:
-            print(f"       {error}")
-        failed += bool(outcome.errors)
-    print(f"container view: {len(CHECKS) - failed} passed, {failed} failed")
-    return failed == 0
+        covered[check.__name__.removeprefix("check_")] = outcome.covered
+        return outcome.errors
+
+    ok = planted_faults.run_checks(CHECKS, run, label="container view")
+    for name, what in covered.items():
+        print(f"  {name} looked at {what}")
+    return ok
 
 
 def self_test(inputs: Inputs) -> bool:
-    missed = 0
     with tempfile.TemporaryDirectory(prefix="container-view-") as scratch:
-        for index, (check_name, description, mutate, expected) in enumerate(MUTATIONS):
+        copies = iter(range(len(MUTATIONS)))
+
+        def plant(mutate: Callable[[Inputs], None], check: Callable[[Inputs], Outcome]) -> list[str]:
             mutated = copy.deepcopy(inputs)
-            mutated.efs = Path(scratch, str(index))
+            mutated.efs = Path(scratch, str(next(copies)))
             clone_tree(inputs.efs, mutated.efs)
             try:
                 mutate(mutated)
-                errors = CHECKS[check_name](mutated).errors
+                return check(mutated).errors
             except (LookupError, OSError, ValueError) as exc:
-                errors = [f"the fault could not be planted: {exc!r}"]
-            caught = any(expected in error for error in errors)
-            print(f"{'ok  ' if caught else 'MISS'} {check_name} catches: {description}")
-            if not caught:
-                for error in errors:
-                    print(f"       {error}")
-            missed += not caught
-    uncovered = set(CHECKS) - {m[0] for m in MUTATIONS}
-    for name in sorted(uncovered):
-        print(f"MISS {name} has no planted fault")
-    print(f"self-test: {len(MUTATIONS) - missed} of {len(MUTATIONS)} faults caught")
-    return missed == 0 and not uncovered
+                return [f"the fault could not be planted: {exc!r}"]
+
+        return planted_faults.self_test(CHECKS, MUTATIONS, plant, label="container view self-test")
 
 
 def print_mounts(inputs: Inputs, name: str) -> int:

@@ -14,6 +14,7 @@
 #   task-definition.json   the task definition rendered from those outputs
 
 STAND_IN_STACK="ce-view"
+STAND_IN_TREE=""
 
 # The template as JSON (cfn-lint's parser understands the short intrinsic tags).
 stand_in_template_json() { # TEMPLATE
@@ -45,4 +46,17 @@ stand_in_tree() { # DIR
   local_aws_stop
   "${root}/scripts/register-task-definition.sh" --dry-run --outputs-file "${dir}/outputs.json" \
     >"${dir}/task-definition.json" || die "register-task-definition.sh --dry-run failed"
+}
+
+# The tree a test works on, in STAND_IN_TREE: GIVEN when the caller named one (it must hold
+# what stand_in_tree leaves), else one deployed now into NEW_DIR.
+# shellcheck disable=SC2034 # STAND_IN_TREE is read by the tests that source this file
+stand_in_tree_use() { # GIVEN NEW_DIR
+  if [[ -n $1 ]]; then
+    [[ -f $1/task-definition.json && -d $1/efs ]] || die "$1 holds no tree built by tests/stand-in-tree.sh"
+    STAND_IN_TREE="$(cd "$1" && pwd)"
+  else
+    stand_in_tree "$2"
+    STAND_IN_TREE="$2"
+  fi
 }

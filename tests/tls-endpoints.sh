@@ -17,21 +17,23 @@
 # - MongoDB is not in Debian: its combined PEM is checked with openssl (certificate then
 #   key, the key matches, the chain verifies for its host names, server and client use) and
 #   served by `openssl s_server` to a client that verifies it as mongod's.
-# Bounded in time (TLS_ENDPOINTS_LIMIT_SECONDS, default 600); stops every process it started
-# and removes its mounts. Exits non-zero on any failure.
+# Every wait is bounded; stops every process it started and removes its mounts. Exits
+# non-zero on any failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=scripts/lib/init.sh
+source "${ROOT}/scripts/lib/init.sh"
 # shellcheck source=scripts/local/local-aws.sh
 source "${ROOT}/scripts/local/local-aws.sh"
 # shellcheck source=tests/stand-in-tree.sh
 source "${ROOT}/tests/stand-in-tree.sh"
 
-LIMIT_SECONDS="${TLS_ENDPOINTS_LIMIT_SECONDS:-600}"
 START_SECONDS=120 # for a server to listen
 STOP_SECONDS=30   # for a server to end after SIGTERM, before SIGKILL
+CLIENT_SECONDS=30 # for an openssl client to finish its handshake
 RABBITMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
 # Where the containers find what this test uses (the task definition's entry points and
 # custom.conf name them; tests/container_view.py checks that they exist and are readable).
@@ -44,11 +46,8 @@ UI_KEY=/tmp/ssl_certs/cte_cert_key.key
 
 TREE=""
 WORK=""
-WATCHDOG=""
 MOUNTED=()
 GROUPS_STARTED=()
-PASSED=0
-FAILED=0
 # Set by container_root: the folder holding a container's view, and its access point user.
 VIEW=""
 VIEW_USER=()
@@ -74,18 +73,6 @@ generated, as the containers see them, and checks what their clients get. Must r
 
   --tree DIR  use a tree tests/stand-in-tree.sh built in DIR (default: deploy one now)
 USAGE
-}
-
-check() { # DESCRIPTION COMMAND...
-  local what="$1"
-  shift
-  if "$@"; then
-    PASSED=$((PASSED + 1))
-    printf 'ok    %s\n' "$what"
-  else
-    FAILED=$((FAILED + 1))
-    printf 'FAIL  %s\n' "$what"
-  fi
 }
 
 # ------------------------------------------------------------------ processes and mounts
@@ -114,10 +101,6 @@ stop_group() { # GROUP
 
 cleanup() {
   local group index
-  if [[ -n $WATCHDOG ]]; then
-    pkill -P "$WATCHDOG" 2>/dev/null || true
-    kill "$WATCHDOG" 2>/dev/null || true
-  fi
   for group in "${GROUPS_STARTED[@]}"; do
     stop_group "$group"
   done
@@ -133,20 +116,6 @@ cleanup() {
   else
     rm -rf "$WORK"
   fi
-}
-
-start_watchdog() {
-  local test_pid=$$
-  (
-    sleep "$LIMIT_SECONDS"
-    kill -TERM "$test_pid"
-  ) >/dev/null 2>&1 &
-  WATCHDOG=$!
-}
-
-stopped() {
-  printf 'error: stopped by SIGTERM (the watchdog sends it after %s seconds)\n' "$LIMIT_SECONDS" >&2
-  exit 143
 }
 
 # Bind-mounts every EFS mount of CONTAINER at WORK/view/CONTAINER/<containerPath>, outer
@@ -178,15 +147,16 @@ as_view_user() { # COMMAND...
   setpriv "${VIEW_USER[@]}" -- "$@"
 }
 
+port_open() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port_open_or_gone() { # PORT GROUP
+  port_open "$1" || ! kill -0 "$2" 2>/dev/null
+}
+
 # True once something accepts TCP connections on the port; false if GROUP's leader ended
 # or START_SECONDS passed.
 listening() { # PORT GROUP
-  local started=$SECONDS
-  until (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    kill -0 "$2" 2>/dev/null || return 1
-    ((SECONDS - started < START_SECONDS)) || return 1
-    sleep 0.2
-  done
+  wait_until "$START_SECONDS" 0.2 port_open_or_gone "$1" "$2" && port_open "$1"
 }
 
 # ------------------------------------------------------------------ setup
@@ -219,10 +189,8 @@ setup() {
   ensure_rabbitmq
   WORK="$(mktemp -d)"
   chmod 0711 "$WORK" # the servers, not root, walk down to their views
-  if [[ -z $TREE ]]; then
-    TREE="${WORK}/tree"
-    stand_in_tree "$TREE"
-  fi
+  stand_in_tree_use "$TREE" "${WORK}/tree"
+  TREE="$STAND_IN_TREE"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=a different CA" \
     -keyout "${WORK}/other-ca.key" -out "${WORK}/other-ca.crt" 2>/dev/null
 }
@@ -256,11 +224,11 @@ start_rabbitmq() { # NAME PASSWORD [EXTRA...]
   shift 2
   container_root rabbitmq-stats
   mkdir -p "${dir}/home" "${dir}/log"
-  AMQPS_PORT="$(local_aws_free_port)"
-  MANAGEMENT_PORT="$(local_aws_free_port)"
-  PLAIN_PORT="$(local_aws_free_port)"
-  dist_port="$(local_aws_free_port)"
-  epmd_port="$(local_aws_free_port)"
+  AMQPS_PORT="$(free_port)"
+  MANAGEMENT_PORT="$(free_port)"
+  PLAIN_PORT="$(free_port)"
+  dist_port="$(free_port)"
+  epmd_port="$(free_port)"
   log "RabbitMQ ${name}: custom.conf as the container has it, with these changes:"
   python -m tests.rabbitmq_tls conf --source "${VIEW}${RABBITMQ_CONF}" --target "${dir}/rabbitmq.conf" \
     --root "$VIEW" --amqps-port "$AMQPS_PORT" --management-port "$MANAGEMENT_PORT" "$@" >&2
@@ -319,7 +287,7 @@ log_holds() { # FILE TEXT
 }
 
 management_tls_verifies() { # CAFILE
-  openssl s_client -connect "127.0.0.1:${MANAGEMENT_PORT}" -servername localhost -verify_hostname localhost \
+  timeout "$CLIENT_SECONDS" openssl s_client -connect "127.0.0.1:${MANAGEMENT_PORT}" -servername localhost -verify_hostname localhost \
     -CAfile "$1" -verify_return_error </dev/null >"${WORK}/management.out" 2>&1 &&
     grep -q '^Verification: OK' "${WORK}/management.out"
 }
@@ -359,7 +327,7 @@ test_plain_fault() {
 
 # An `openssl s_server` on CERT and KEY as the view's user; sets SERVED_PORT and STARTED.
 serve_tls() { # NAME CERT KEY
-  SERVED_PORT="$(local_aws_free_port)"
+  SERVED_PORT="$(free_port)"
   start_group "${WORK}/$1-server.log" setpriv "${VIEW_USER[@]}" -- openssl s_server -quiet \
     -accept "127.0.0.1:${SERVED_PORT}" -cert "$2" -key "$3"
   listening "$SERVED_PORT" "$STARTED" || die "openssl s_server ($1) did not start: $(cat "${WORK}/$1-server.log")"
@@ -369,7 +337,7 @@ serve_tls() { # NAME CERT KEY
 # also demand that protocol.
 handshake_verifies() { # PORT HOST CAFILE [EXPECT]
   local out="${WORK}/s_client.out"
-  openssl s_client -connect "127.0.0.1:$1" -servername "$2" -verify_hostname "$2" -CAfile "$3" \
+  timeout "$CLIENT_SECONDS" openssl s_client -connect "127.0.0.1:$1" -servername "$2" -verify_hostname "$2" -CAfile "$3" \
     -verify_return_error </dev/null >"$out" 2>&1 || return 1
   grep -q '^Verification: OK' "$out" || return 1
   [[ -z ${4:-} ]] || grep -q "^New, ${4}," "$out"
@@ -433,25 +401,19 @@ main() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
-      --tree)
-        [[ $# -ge 2 && -f $2/task-definition.json ]] || usage_error "--tree needs a directory stand_in_tree built"
-        TREE="$(cd "$2" && pwd)"
-        shift 2
-        ;;
+      --tree) TREE="$(option_value "$@")"; shift 2 ;;
       *) usage_error "unknown option: $1" ;;
     esac
   done
   trap cleanup EXIT
   trap 'exit 130' INT
-  trap stopped TERM
-  start_watchdog
+  trap 'exit 143' TERM
   setup
   test_rabbitmq
   test_plain_fault
   test_ui
   test_mongodb_pem
-  printf 'tls-endpoints: %d passed, %d failed\n' "$PASSED" "$FAILED"
-  ((FAILED == 0))
+  checks_summary tls-endpoints
 }
 
 main "$@"
