@@ -34,6 +34,15 @@ ROUTE_TABLES=""
 LOG_RETENTION=""
 LAMBDA_ZIP_ARG=""
 TIMEOUT=60
+# Template parameters given on the command line, as a JSON object {Key: Value}.
+GIVEN='{}'
+PARAMETER_PAIRS=() # --parameter KEY=VALUE, in order
+ENABLE_EXEC=false
+IMPORT_FS=""
+IMPORT_SECRET=""
+# The retained resources --import-file-system and --import-secret bring back.
+FILE_SYSTEM_ID="FileSystem"
+SECRET_ID="MaintenancePasswordSecret"
 
 ACCOUNT_ID=""
 PARTITION=""
@@ -53,11 +62,12 @@ Builds the EFS-tree Lambda (arm64), packages it to the bucket ce-artifacts-ACCOU
 CloudFormation stack while printing its events, then prints the stack's outputs and the
 next command to run. Re-running with nothing changed is a no-op.
 
-Required:
+Required (on an update, left-out values are kept):
   --stack-name NAME        CloudFormation stack name
   --vpc-id VPC             VPC of the two subnets
   --subnets A,B            exactly two private subnets in different Availability Zones
-  --ui-cidr CIDR           IPv4 CIDR allowed to reach the UI on port 3000 (no default)
+  --ui-cidr CIDR           IPv4 CIDR allowed to reach the UI on port 3000 (no default;
+                           not needed with a load balancer, see --parameter)
 
 Options:
   --env-name NAME          environment name in every resource name: 1-16 lowercase letters,
@@ -67,6 +77,14 @@ Options:
                            remove it)
   --log-retention DAYS     CloudWatch Logs retention (default: the template's, 90, also when
                            updating)
+  --parameter KEY=VALUE    any template parameter (repeatable; the value may hold commas
+                           and newlines, e.g. CaCertificatesPem="$(cat ca.pem)")
+  --enable-exec            same as --parameter EnableExec=true (ECS Exec permissions)
+  --import-file-system FS  new stack only: adopt the file system FS (fs-...) a deleted stack
+                           retained, through a CloudFormation resource import, then create
+                           the rest; needs --import-secret
+  --import-secret ARN      with --import-file-system: the retained maintenance password
+                           secret (MongoDB's data opens only with it)
   --lambda-zip FILE        use this Lambda archive instead of building one (skips cargo)
   --timeout MINUTES        stop following the stack after this long (default: 60; "90s"
                            for seconds)
@@ -74,7 +92,10 @@ Options:
   --profile PROFILE        AWS CLI profile
   -h, --help               this text
 
-An update keeps the previous --env-name and --route-tables when they are left out.
+An update keeps the previous value of every parameter left out. The environment name cannot
+change on an update (it names the custom resource's function); deploy a new stack instead.
+Before creating anything, the subnets are checked: in the VPC, in two Availability Zones, and
+with route tables that reach S3 (NAT or an S3 gateway endpoint), unless --route-tables is given.
 
 Needs: aws, jq; to build: cargo, cargo-lambda and zig (pip install cargo-lambda ziglang).
 USAGE
@@ -84,10 +105,23 @@ parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
-      --stack-name | --vpc-id | --subnets | --region | --profile | --env-name | --ui-cidr | \
-        --route-tables | --log-retention | --lambda-zip | --timeout)
-        [[ $# -ge 2 && -n $2 ]] || usage_error "$1 needs a value"
-        set_option "$1" "$2"
+      --enable-exec) ENABLE_EXEC=true; shift ;;
+      --stack-name) STACK_NAME="$(option_value "$@")"; shift 2 ;;
+      --vpc-id) VPC_ID="$(option_value "$@")"; shift 2 ;;
+      --subnets) SUBNETS="$(option_value "$@")"; shift 2 ;;
+      --region) REGION_ARG="$(option_value "$@")"; shift 2 ;;
+      --profile) PROFILE_ARG="$(option_value "$@")"; shift 2 ;;
+      --env-name) ENV_NAME="$(option_value "$@")"; shift 2 ;;
+      --ui-cidr) UI_CIDR="$(option_value "$@")"; shift 2 ;;
+      --route-tables) ROUTE_TABLES="$(option_value "$@")"; shift 2 ;;
+      --log-retention) LOG_RETENTION="$(option_value "$@")"; shift 2 ;;
+      --lambda-zip) LAMBDA_ZIP_ARG="$(option_value "$@")"; shift 2 ;;
+      --timeout) TIMEOUT="$(option_value "$@")"; shift 2 ;;
+      --import-file-system) IMPORT_FS="$(option_value "$@")"; shift 2 ;;
+      --import-secret) IMPORT_SECRET="$(option_value "$@")"; shift 2 ;;
+      --parameter)
+        [[ ${2:-} =~ ^[A-Za-z0-9]+= ]] || usage_error "--parameter needs KEY=VALUE: ${2:-}"
+        PARAMETER_PAIRS+=("$2")
         shift 2
         ;;
       *) usage_error "unknown option: $1" ;;
@@ -96,37 +130,60 @@ parse_args() {
   validate_args
 }
 
-set_option() { # FLAG VALUE
-  case "$1" in
-    --stack-name) STACK_NAME="$2" ;;
-    --vpc-id) VPC_ID="$2" ;;
-    --subnets) SUBNETS="$2" ;;
-    --region) REGION_ARG="$2" ;;
-    --profile) PROFILE_ARG="$2" ;;
-    --env-name) ENV_NAME="$2" ;;
-    --ui-cidr) UI_CIDR="$2" ;;
-    --route-tables) ROUTE_TABLES="$2" ;;
-    --log-retention) LOG_RETENTION="$2" ;;
-    --lambda-zip) LAMBDA_ZIP_ARG="$2" ;;
-    --timeout) TIMEOUT="$2" ;;
-  esac
+# The template parameters this run gives, from the options (after the tools are checked:
+# this needs jq).
+collect_parameters() {
+  local pair
+  for pair in "${PARAMETER_PAIRS[@]}"; do
+    given_parameter "${pair%%=*}" "${pair#*=}" "--parameter ${pair%%=*}"
+  done
+  ! $ENABLE_EXEC || given_parameter EnableExec true --enable-exec
+  given_parameter EnvironmentName "$ENV_NAME" --env-name
+  given_parameter VpcId "$VPC_ID" --vpc-id
+  given_parameter PrivateSubnet1Id "${SUBNETS:+${SUBNETS%,*}}" --subnets
+  given_parameter PrivateSubnet2Id "${SUBNETS:+${SUBNETS#*,}}" --subnets
+  given_parameter UiIngressCidr "$UI_CIDR" --ui-cidr
+  given_parameter S3EndpointRouteTableIds "$([[ $ROUTE_TABLES == none ]] || printf '%s' "$ROUTE_TABLES")" --route-tables
+  [[ -z $ROUTE_TABLES ]] || GIVEN="$(jq -c '.S3EndpointRouteTableIds //= ""' <<<"$GIVEN")"
+  given_parameter LogRetentionInDays "$LOG_RETENTION" --log-retention
+  ENV_NAME="$(jq -r '.EnvironmentName // ""' <<<"$GIVEN")"
+  [[ -z $ENV_NAME || $ENV_NAME =~ $ENV_NAME_RE ]] ||
+    usage_error "--env-name needs 1-16 lowercase letters, digits and inner hyphens, starting with a letter: $ENV_NAME"
+}
+
+# Records template parameter KEY=VALUE (an empty VALUE: not given); the same key twice is
+# refused, whichever options gave it, and so is a key the template does not have.
+given_parameter() { # KEY VALUE OPTION
+  [[ -n $2 ]] || return 0
+  template_parameters | grep -qxF -- "$1" ||
+    usage_error "$3: the template has no parameter $1 (it has: $(template_parameters | paste -sd ' '))"
+  jq -e --arg key "$1" 'has($key) | not' <<<"$GIVEN" >/dev/null || usage_error "$3: parameter $1 is given twice"
+  GIVEN="$(jq -c --arg key "$1" --arg value "$2" '.[$key] = $value' <<<"$GIVEN")"
+}
+
+# The template's parameter names, one per line (the keys two spaces into its Parameters).
+template_parameters() {
+  awk '/^[A-Za-z]/ { inside = ($0 ~ /^Parameters:/) } inside && /^  [A-Za-z0-9]+:/ { sub(/^  /, ""); sub(/:.*/, ""); print }' "$TEMPLATE"
 }
 
 # Every flag is checked before anything is called, so a typo costs no build and no AWS call.
 validate_args() {
   local id_re='[0-9a-f]{8}([0-9a-f]{9})?' octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  [[ -n $VPC_ID ]] || usage_error "--vpc-id is required"
-  [[ -n $SUBNETS ]] || usage_error "--subnets is required"
-  [[ -n $UI_CIDR ]] || usage_error "--ui-cidr is required (the CIDR allowed to reach the UI; there is no default)"
   [[ $STACK_NAME =~ ^[A-Za-z][A-Za-z0-9-]{0,127}$ ]] ||
     usage_error "--stack-name must start with a letter and hold only letters, digits and hyphens"
-  [[ $VPC_ID =~ ^vpc-${id_re}$ ]] || usage_error "--vpc-id is not a VPC id: $VPC_ID"
-  [[ $SUBNETS =~ ^subnet-${id_re},subnet-${id_re}$ ]] ||
+  [[ -z $VPC_ID || $VPC_ID =~ ^vpc-${id_re}$ ]] || usage_error "--vpc-id is not a VPC id: $VPC_ID"
+  [[ -z $SUBNETS || $SUBNETS =~ ^subnet-${id_re},subnet-${id_re}$ ]] ||
     usage_error "--subnets needs exactly two subnet ids separated by a comma: $SUBNETS"
-  [[ ${SUBNETS%,*} != "${SUBNETS#*,}" ]] || usage_error "--subnets names the same subnet twice"
-  [[ $UI_CIDR =~ ^${octet}\.${octet}\.${octet}\.${octet}/(3[0-2]|[12]?[0-9])$ ]] ||
+  [[ -z $SUBNETS || ${SUBNETS%,*} != "${SUBNETS#*,}" ]] || usage_error "--subnets names the same subnet twice"
+  [[ -z $UI_CIDR || $UI_CIDR =~ ^${octet}\.${octet}\.${octet}\.${octet}/(3[0-2]|[12]?[0-9])$ ]] ||
     usage_error "--ui-cidr is not an IPv4 CIDR (a.b.c.d/n): $UI_CIDR"
+  [[ -z $IMPORT_FS || $IMPORT_FS =~ ^fs-${id_re}$ ]] || usage_error "--import-file-system is not a file system id: $IMPORT_FS"
+  [[ -z $IMPORT_SECRET || $IMPORT_SECRET =~ ^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$ ]] ||
+    usage_error "--import-secret needs the secret's ARN: $IMPORT_SECRET"
+  [[ -z $IMPORT_SECRET || -n $IMPORT_FS ]] || usage_error "--import-secret goes with --import-file-system"
+  [[ -z $IMPORT_FS || -n $IMPORT_SECRET ]] ||
+    usage_error "--import-file-system needs --import-secret ARN: the retained data opens only with the retained maintenance password (find it with: aws secretsmanager list-secrets --filters Key=tag-key,Values=cloud-exchange-environment)"
   [[ -z $ROUTE_TABLES || $ROUTE_TABLES == none || $ROUTE_TABLES =~ ^rtb-${id_re}(,rtb-${id_re})*$ ]] ||
     usage_error "--route-tables needs route table ids separated by commas: $ROUTE_TABLES"
   [[ -z $LOG_RETENTION || $LOG_RETENTION =~ ^[1-9][0-9]*$ ]] ||
@@ -135,9 +192,7 @@ validate_args() {
   [[ -z $LAMBDA_ZIP_ARG || -f $LAMBDA_ZIP_ARG ]] || usage_error "--lambda-zip: no such file: $LAMBDA_ZIP_ARG"
   [[ -z $LAMBDA_ZIP_ARG || $(head -c 2 "$LAMBDA_ZIP_ARG") == PK ]] ||
     usage_error "--lambda-zip is not a zip archive: $LAMBDA_ZIP_ARG"
-  [[ -z $ENV_NAME || $ENV_NAME =~ $ENV_NAME_RE ]] ||
-    usage_error "--env-name needs 1-16 lowercase letters, digits and inner hyphens, starting with a letter: $ENV_NAME"
-  if [[ $UI_CIDR == */0 ]]; then
+  if [[ ${UI_CIDR:-} == */0 ]]; then
     warn "--ui-cidr ${UI_CIDR} opens the UI to the whole internet"
   fi
 }
@@ -166,9 +221,31 @@ check_identity() {
 
 # How to clear a stack that can only be deleted; this script never deletes one itself.
 print_delete_commands() {
-  printf 'Delete it, then run this script again:\n' >&2
+  printf 'Delete it (or run scripts/destroy.sh --stack-name %s), then run this script again:\n' "$STACK_NAME" >&2
   printf '  aws cloudformation delete-stack --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
   printf '  aws cloudformation wait stack-delete-complete --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
+}
+
+# A rollback or deletion that failed: almost always EfsTree, whose Lambda could not answer
+# CloudFormation (no route to S3), so its deletion never completes. A custom resource holds
+# nothing, so the way out is to delete the stack while retaining it.
+print_retain_commands() { # STATUS
+  local failed
+  failed="$(aws_cli cloudformation describe-stack-resources --stack-name "$STACK_NAME" --output json 2>/dev/null |
+    jq -r '[.StackResources[] | select(.ResourceStatus | endswith("FAILED")) | .LogicalResourceId] | join(" ")' ||
+    true)"
+  [[ -n $failed ]] || failed="$EFS_TREE_ID"
+  if [[ $1 == ROLLBACK_FAILED ]]; then
+    printf 'Delete it; when the deletion ends in DELETE_FAILED, delete it again retaining what failed\n' >&2
+    printf '(or run scripts/destroy.sh --stack-name %s, which does both):\n' "$STACK_NAME" >&2
+    printf '  aws cloudformation delete-stack --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
+    printf '  aws cloudformation wait stack-delete-complete --stack-name %s%s\n' "$STACK_NAME" "$(aws_args_text)" >&2
+  else
+    printf 'Delete it retaining what failed to delete (or run scripts/destroy.sh --stack-name %s):\n' "$STACK_NAME" >&2
+  fi
+  printf '  aws cloudformation delete-stack --stack-name %s --retain-resources %s%s\n' \
+    "$STACK_NAME" "$failed" "$(aws_args_text)" >&2
+  printf 'Retaining %s leaves nothing behind; any other resource named there stays in the account.\n' "$EFS_TREE_ID" >&2
 }
 
 # Refuses a stack that cannot be updated, saying how to clear it. Prints the current
@@ -188,7 +265,11 @@ check_stack_state() {
       fi
       printf 'See why with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
         "$STACK_NAME" "$(aws_args_text)" >&2
-      print_delete_commands
+      if [[ $status == *_FAILED ]]; then
+        print_retain_commands "$status"
+      else
+        print_delete_commands
+      fi
       exit 1
       ;;
     UPDATE_ROLLBACK_FAILED)
@@ -199,6 +280,155 @@ check_stack_state() {
       ;;
   esac
   printf '%s\n' "$status"
+}
+
+# A parameter's value as this run gives it, else as the stack has it.
+effective_parameter() { # STACK_JSON KEY
+  jq -r --arg key "$2" --argjson given "$GIVEN" \
+    '$given[$key] // ((.Parameters // []) | map(select(.ParameterKey == $key))[0].ParameterValue) // ""' <<<"${1:-null}"
+}
+
+# Before anything is created: the subnets exist, lie in the VPC and in two Availability
+# Zones, and their route tables (an explicit association, else the VPC's main table) reach
+# S3, where the custom resource answers CloudFormation: a 0.0.0.0/0 route to a NAT gateway
+# (or a transit gateway, a NAT instance) or an S3 gateway endpoint on the table. With
+# --route-tables the stack adds that endpoint itself.
+check_network() { # STACK_JSON (empty: a create)
+  local vpc s1 s2 tables subnets endpoints subnet table reach missing=() no_nat=()
+  vpc="$(effective_parameter "$1" VpcId)"
+  s1="$(effective_parameter "$1" PrivateSubnet1Id)"
+  s2="$(effective_parameter "$1" PrivateSubnet2Id)"
+  tables="$(effective_parameter "$1" S3EndpointRouteTableIds)"
+  subnets="$(aws_cli ec2 describe-subnets --subnet-ids "$s1" "$s2" --output json 2>"${WORK_DIR}/subnets.err")" ||
+    die "cannot read subnets ${s1} and ${s2}: $(tail -n 1 "${WORK_DIR}/subnets.err")"
+  for subnet in "$s1" "$s2"; do
+    jq -e --arg s "$subnet" --arg vpc "$vpc" '.Subnets[] | select(.SubnetId == $s) | .VpcId == $vpc' <<<"$subnets" >/dev/null ||
+      die "subnet ${subnet} is not in ${vpc} (it is in $(jq -r --arg s "$subnet" '.Subnets[] | select(.SubnetId == $s) | .VpcId' <<<"$subnets")): pass two subnets of the VPC"
+  done
+  jq -e '[.Subnets[].AvailabilityZone] | unique | length == 2' <<<"$subnets" >/dev/null ||
+    die "subnets ${s1} and ${s2} are both in $(jq -r '.Subnets[0].AvailabilityZone' <<<"$subnets"): pass two subnets in different Availability Zones (EFS needs a mount target in each)"
+  if [[ -n $tables ]]; then
+    log "network: the stack adds an S3 gateway endpoint to ${tables}"
+    return 0
+  fi
+  endpoints="$(aws_cli ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${vpc}" --output json |
+    jq -c '[.VpcEndpoints[] | select(.VpcEndpointType == "Gateway" and (.ServiceName | endswith(".s3"))
+      and (.State | ascii_downcase) == "available") | .RouteTableIds[]]')"
+  for subnet in "$s1" "$s2"; do
+    table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${subnet}" --output json |
+      jq -c '.RouteTables[0] // empty')"
+    [[ -n $table ]] || table="$(aws_cli ec2 describe-route-tables --output json \
+      --filters "Name=vpc-id,Values=${vpc}" "Name=association.main,Values=true" | jq -c '.RouteTables[0] // empty')"
+    [[ -n $table ]] || die "subnet ${subnet} has no route table (and ${vpc} no main route table)"
+    reach="$(jq -r --argjson endpoints "$endpoints" '
+      if any(.Routes[]; .DestinationCidrBlock == "0.0.0.0/0" and .State != "blackhole"
+        and ((.NatGatewayId // .TransitGatewayId // .NetworkInterfaceId // .InstanceId // "") != "")) then "nat"
+      elif (.RouteTableId | IN($endpoints[])) then "endpoint" else "none" end' <<<"$table")"
+    case "$reach" in
+      none) missing+=("$(jq -r .RouteTableId <<<"$table")") ;;
+      endpoint) no_nat+=("$subnet") ;;
+    esac
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    die "the route table $(printf '%s\n' "${missing[@]}" | sort -u | paste -sd ' ') of the subnets reaches S3 neither through a NAT gateway (0.0.0.0/0) nor through an S3 gateway endpoint, so the custom resource could not answer CloudFormation. Pass --route-tables $(printf '%s\n' "${missing[@]}" | sort -u | paste -sd ,) to add an S3 gateway endpoint, or route 0.0.0.0/0 to a NAT gateway."
+  fi
+  if [[ ${#no_nat[@]} -gt 0 ]]; then
+    warn "subnet ${no_nat[*]} reaches S3 through an endpoint but has no NAT route: the task cannot pull its images without NAT or VPC endpoints for them"
+  fi
+}
+
+# The file system and the secret to import exist and are free: a file system with mount
+# targets is still in use (a deleted stack's mount targets are gone); a secret scheduled for
+# deletion must be restored first.
+check_import_sources() {
+  local fs secret mounts
+  fs="$(aws_cli efs describe-file-systems --file-system-id "$IMPORT_FS" --output json 2>"${WORK_DIR}/fs.err")" ||
+    die "cannot read file system ${IMPORT_FS}: $(tail -n 1 "${WORK_DIR}/fs.err")"
+  [[ $(jq -r '.FileSystems[0].LifeCycleState' <<<"$fs") == available ]] ||
+    die "file system ${IMPORT_FS} is $(jq -r '.FileSystems[0].LifeCycleState' <<<"$fs"), not available"
+  mounts="$(aws_cli efs describe-mount-targets --file-system-id "$IMPORT_FS" --output json |
+    jq -r '[.MountTargets[] | "\(.MountTargetId) (\(.SubnetId))"] | join(", ")')"
+  [[ -z $mounts ]] ||
+    die "file system ${IMPORT_FS} still has mount targets ${mounts}: is another stack using it? Delete them first if not."
+  secret="$(aws_cli secretsmanager describe-secret --secret-id "$IMPORT_SECRET" --output json 2>"${WORK_DIR}/secret.err")" ||
+    die "cannot read secret ${IMPORT_SECRET}: $(tail -n 1 "${WORK_DIR}/secret.err")"
+  [[ -z $(jq -r '.DeletedDate // empty' <<<"$secret") ]] ||
+    die "secret ${IMPORT_SECRET} is scheduled for deletion: aws secretsmanager restore-secret --secret-id ${IMPORT_SECRET}$(aws_args_text), then run this script again"
+}
+
+# Prints the template of the import: the Parameters, Rules, Mappings and Conditions of ours,
+# and only the resources LOGICAL_ID... with their DeletionPolicy, without DependsOn and
+# without the properties that name another resource (the file system policy names the roles
+# the new stack creates: the update after the import sets it).
+import_template() { # LOGICAL_ID...
+  awk -v keep=" $* " '
+    # First pass: every resource id of the template.
+    FNR == NR { if (/^[A-Za-z]/) top = $1; if (top == "Resources:" && /^  [A-Za-z0-9]+:$/) all[substr($1, 1, length($1) - 1)]; next }
+    # True when TEXT refers (Ref, GetAtt, ${...}) to a resource that is not imported.
+    function names_other(text,   token) {
+      while (match(text, /(!Ref|!GetAtt|Ref:|Fn::GetAtt:) *\[? *[A-Za-z0-9]+|\$\{[A-Za-z0-9]+/)) {
+        token = substr(text, RSTART, RLENGTH)
+        text = substr(text, RSTART + RLENGTH)
+        sub(/^.*[ [{]/, "", token)
+        if ((token in all) && index(keep, " " token " ") == 0) return 1
+      }
+      return 0
+    }
+    # A property (six spaces in) is printed whole, or left out whole.
+    function flush() { if (chunk != "" && !names_other(chunk)) printf "%s", chunk; chunk = "" }
+    /^[A-Za-z]/ {
+      flush(); top = $1
+      copying = (top ~ /^(AWSTemplateFormatVersion|Parameters|Rules|Mappings|Conditions):/)
+      if (copying || top == "Resources:") print
+      next
+    }
+    copying { print; next }
+    top != "Resources:" || /^[[:space:]]*#/ { next }
+    /^  [A-Za-z0-9]+:$/ { flush(); wanted = index(keep, " " substr($1, 1, length($1) - 1) " ") > 0; if (wanted) print; next }
+    !wanted { next }
+    /^    [A-Za-z]/ { flush(); skipping = ($1 ~ /^(DependsOn|Condition):/); if (!skipping) print; next }
+    skipping { next }
+    /^      [A-Za-z"]/ { flush(); chunk = $0 "\n"; next }
+    chunk != "" { chunk = chunk $0 "\n"; next }
+    { print }
+    END { flush() }
+  ' "$TEMPLATE" "$TEMPLATE"
+}
+
+# Creates the stack by importing the retained file system and secret (an IMPORT change set),
+# so CloudFormation manages them again; the normal update that follows creates the rest.
+import_retained() {
+  local template="${WORK_DIR}/import.yaml" change_set status reason
+  change_set="import-$(date -u +%Y%m%dT%H%M%SZ)"
+  import_template "$FILE_SYSTEM_ID" "$SECRET_ID" >"$template"
+  jq -n --arg fs "$IMPORT_FS" --arg secret "$IMPORT_SECRET" --arg fs_id "$FILE_SYSTEM_ID" --arg secret_id "$SECRET_ID" '[
+    {ResourceType: "AWS::EFS::FileSystem", LogicalResourceId: $fs_id, ResourceIdentifier: {FileSystemId: $fs}},
+    {ResourceType: "AWS::SecretsManager::Secret", LogicalResourceId: $secret_id, ResourceIdentifier: {Id: $secret}}]' \
+    >"${WORK_DIR}/import.json"
+  jq -c --arg names "$(awk '/^[A-Za-z]/ { inside = ($0 ~ /^Parameters:/) } inside && /^  [A-Za-z0-9]+:/ { sub(/^  /, ""); sub(/:.*/, ""); print }' "$template")" \
+    '[.[] | select(.ParameterKey | IN($names | split("\n")[]))]' "${WORK_DIR}/parameters.json" >"${WORK_DIR}/import-parameters.json"
+  log "importing file system ${IMPORT_FS} and secret ${IMPORT_SECRET##*:secret:} into the new stack ${STACK_NAME}"
+  STARTED_MS="$(($(date +%s) * 1000))"
+  STACK_ID="$(aws_cli cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$change_set" \
+    --change-set-type IMPORT --template-body "file://${template}" --resources-to-import "file://${WORK_DIR}/import.json" \
+    --parameters "file://${WORK_DIR}/import-parameters.json" --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM \
+    --output text --query StackId)"
+  while true; do
+    status="$(aws_cli cloudformation describe-change-set --stack-name "$STACK_ID" --change-set-name "$change_set" \
+      --output json | jq -c '{Status, StatusReason}')"
+    case "$(jq -r .Status <<<"$status")" in
+      CREATE_COMPLETE) break ;;
+      FAILED)
+        reason="$(jq -r '.StatusReason // "no reason given"' <<<"$status")"
+        # The stack holds nothing yet (REVIEW_IN_PROGRESS): remove it so a re-run can start over.
+        aws_cli cloudformation delete-stack --stack-name "$STACK_ID" || true
+        die "the import was refused: ${reason}"
+        ;;
+    esac
+    sleep "$POLL_SECONDS"
+  done
+  aws_cli cloudformation execute-change-set --stack-name "$STACK_ID" --change-set-name "$change_set"
+  wait_for_stack
 }
 
 # Prints the path of the Lambda archive to deploy: --lambda-zip's, or a fresh arm64 build.
@@ -278,29 +508,42 @@ package_template() { # LAMBDA_ZIP
   TEMPLATE_URL="https://${BUCKET}.s3.${REGION}.${domain}/${key}"
 }
 
-# A new stack's environment name defaults to the stack name, when that is a valid one.
-default_env_name() {
-  [[ $STACK_NAME =~ $ENV_NAME_RE ]] ||
-    usage_error "the stack name is not a valid environment name: pass --env-name (1-16 lowercase letters, digits, inner hyphens)"
-  ENV_NAME="$STACK_NAME"
+# A new stack needs its network and, without a load balancer, the UI's CIDR; its
+# environment name defaults to the stack name, when that is a valid one.
+check_create_parameters() {
+  [[ -n $VPC_ID ]] || usage_error "--vpc-id is required to create stack ${STACK_NAME}"
+  [[ -n $SUBNETS ]] || usage_error "--subnets is required to create stack ${STACK_NAME}"
+  [[ -n $UI_CIDR || $(jq -r '.LoadBalancerScheme // "none"' <<<"$GIVEN") != none ]] ||
+    usage_error "--ui-cidr is required (the CIDR allowed to reach the UI; there is no default)"
+  if [[ -z $ENV_NAME ]]; then
+    [[ $STACK_NAME =~ $ENV_NAME_RE ]] ||
+      usage_error "the stack name is not a valid environment name: pass --env-name (1-16 lowercase letters, digits, inner hyphens)"
+    ENV_NAME="$STACK_NAME"
+    GIVEN="$(jq -c --arg env "$ENV_NAME" '.EnvironmentName = $env' <<<"$GIVEN")"
+  fi
 }
 
-# Parameters as JSON (jq --arg): the route-table list holds commas, which the CLI's
-# shorthand syntax would split. On an update, a left-out environment name or route-table
-# list keeps its previous value, so a re-run never renames the environment; both are
-# always given on a create. A left-out log retention is the template's default.
-write_parameters() { # CURRENT_STATUS
-  jq -n --arg env "$ENV_NAME" --arg vpc "$VPC_ID" --arg s1 "${SUBNETS%,*}" --arg s2 "${SUBNETS#*,}" \
-    --arg cidr "$UI_CIDR" --arg rtb "$ROUTE_TABLES" --arg days "$LOG_RETENTION" --arg status "$1" '
-    def given($key; $value): {ParameterKey: $key, ParameterValue: $value};
-    def kept($key; $value):
-      if $value == "" and $status != "" then {ParameterKey: $key, UsePreviousValue: true}
-      else given($key; $value) end;
-    [kept("EnvironmentName"; $env),
-     given("VpcId"; $vpc), given("PrivateSubnet1Id"; $s1), given("PrivateSubnet2Id"; $s2),
-     given("UiIngressCidr"; $cidr),
-     if $rtb == "none" then given("S3EndpointRouteTableIds"; "") else kept("S3EndpointRouteTableIds"; $rtb) end]
-    + if $days == "" then [] else [given("LogRetentionInDays"; $days)] end
+# The environment name is in every resource name, the custom resource's function too: a new
+# name would change the custom resource's ServiceToken, which CloudFormation refuses after
+# replacing half the stack. Refused here, before anything is built or changed.
+check_env_name_unchanged() { # STACK_JSON
+  local current
+  current="$(jq -r '.Parameters // [] | map(select(.ParameterKey == "EnvironmentName"))[0].ParameterValue // ""' <<<"$1")"
+  [[ -z $ENV_NAME || -z $current || $ENV_NAME == "$current" ]] ||
+    die "stack ${STACK_NAME} has the environment name '${current}'; it cannot become '${ENV_NAME}' (every resource, the custom resource's function too, is named after it, and CloudFormation refuses a new ServiceToken). Leave --env-name out, or deploy another stack with the new name."
+}
+
+# Parameters as JSON (jq --arg): values may hold commas, which the CLI's shorthand syntax
+# would split. On an update, every parameter of the stack that is not given and that the
+# template still has keeps its previous value (UsePreviousValue), so a re-run never renames
+# the environment or turns off an option chosen earlier. On a create, what is not given is
+# the template's default.
+write_parameters() { # STACK_JSON (empty: a create)
+  jq -n --argjson given "$GIVEN" --argjson stack "${1:-null}" --arg names "$(template_parameters)" '
+    ($names | split("\n")) as $known
+    | [$given | to_entries[] | {ParameterKey: .key, ParameterValue: .value}]
+      + [($stack.Parameters // [])[] | .ParameterKey as $key | select(($given | has($key)) | not)
+         | select($key | IN($known[])) | {ParameterKey: $key, UsePreviousValue: true}]
   ' >"${WORK_DIR}/parameters.json"
 }
 
@@ -372,7 +615,7 @@ wait_for_stack() {
       save_lambda_log
     fi
     case "$status" in
-      CREATE_COMPLETE | UPDATE_COMPLETE) return 0 ;;
+      CREATE_COMPLETE | UPDATE_COMPLETE | IMPORT_COMPLETE) return 0 ;;
       *_IN_PROGRESS) ;;
       *)
         report_failure "$status"
@@ -445,6 +688,12 @@ report_failure() { # STATUS
     UPDATE_ROLLBACK_COMPLETE)
       printf 'The stack is back on its previous version and still works; fix the cause and run this script again.\n' >&2
       ;;
+    ROLLBACK_FAILED | DELETE_FAILED)
+      print_retain_commands "$1"
+      ;;
+    IMPORT_ROLLBACK_COMPLETE | IMPORT_ROLLBACK_FAILED)
+      printf 'The import was undone; the file system and the secret are as they were.\n' >&2
+      ;;
   esac
 }
 
@@ -463,18 +712,31 @@ print_outputs() {
 main() {
   parse_args "$@"
   check_prerequisites
+  collect_parameters
   check_identity
-  local status lambda_zip
+  local status stack="" lambda_zip
   status="$(check_stack_state)"
-  if [[ -z $status && -z $ENV_NAME ]]; then
-    default_env_name
+  if [[ -z $status ]]; then
+    check_create_parameters
+  else
+    [[ -z $IMPORT_FS ]] || usage_error "--import-file-system creates a new stack; stack ${STACK_NAME} exists (${status})"
+    stack="$(stack_describe "$STACK_NAME")"
+    check_env_name_unchanged "$stack"
   fi
   WORK_DIR="$(mktemp -d)"
   trap 'rm -rf "$WORK_DIR"' EXIT
+  check_network "$stack"
+  [[ -z $IMPORT_FS ]] || check_import_sources
   lambda_zip="$(build_lambda)"
   ensure_artifacts_bucket
   package_template "$lambda_zip"
-  write_parameters "$status"
+  write_parameters "$stack"
+  if [[ -n $IMPORT_FS ]]; then
+    import_retained
+    status="$(check_stack_state)"
+    stack="$(stack_describe "$STACK_NAME")"
+    write_parameters "$stack"
+  fi
   start_operation "$status"
   if [[ -n $STACK_ID ]]; then
     wait_for_stack

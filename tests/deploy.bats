@@ -1,57 +1,23 @@
 #!/usr/bin/env bats
-# scripts/deploy.sh: options, prerequisites, credentials, and whole deployments of the real
-# template on the local AWS (scripts/local/: moto with the project's patches, on 127.0.0.1,
-# dummy credentials) with stand-ins for the Lambda, so no Rust build is needed here.
+# scripts/deploy.sh: options, prerequisites, credentials, the network preflight, and whole
+# deployments of the real template on the local AWS (tests/local-stack.bash: moto with the
+# project's patches, on 127.0.0.1, dummy credentials) with stand-ins for the Lambda, so no
+# Rust build is needed here.
 
 # status, output and stderr are set by bats' run.
 # shellcheck disable=SC2154
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  # shellcheck source=scripts/local/local-aws.sh
-  source "${ROOT}/scripts/local/local-aws.sh"
-  activate_tools
-  mkdir -p "${BATS_FILE_TMPDIR}/efs"
-  local_aws_start "$(local_aws_free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
-  printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/local-aws.pid"
-  local network
-  network="$(local_aws_network)"
-  export ROOT PATH VPC="${network% *}" SUBNETS="${network#* }"
-  # Two stand-ins for the Lambda: one answers SUCCESS, one exits without answering.
-  make_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
-  printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
-  make_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
-}
+# shellcheck source=tests/local-stack.bash
+source "${BATS_TEST_DIRNAME}/local-stack.bash"
 
-# Zips FILE as an executable "bootstrap" at the archive's root, as Lambda expects.
-make_zip() { # FILE ZIP
-  python -c 'import sys, zipfile
-info = zipfile.ZipInfo("bootstrap")
-info.external_attr = 0o755 << 16
-with zipfile.ZipFile(sys.argv[2], "w") as archive:
-    archive.writestr(info, open(sys.argv[1], "rb").read())' "$1" "$2"
-}
+setup_file() { local_stack_setup_file; }
 
-teardown_file() {
-  local pid
-  pid="$(cat "${BATS_FILE_TMPDIR}/local-aws.pid" 2>/dev/null)" || return 0
-  kill "$pid" 2>/dev/null || true
-}
+teardown_file() { local_stack_teardown_file; }
 
 setup() {
   SCRIPT="${ROOT}/scripts/deploy.sh"
   export DEPLOY_POLL_SECONDS=1
-}
-
-# deploy.sh with the options every deployment here needs, then OPTION...
-deploy() { # STACK_NAME LAMBDA_ZIP OPTION...
-  local name="$1" zip="$2"
-  shift 2
-  "$SCRIPT" --stack-name "$name" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
-    --lambda-zip "$zip" --timeout 3 "$@"
 }
 
 # The stack's parameters as one JSON object.
@@ -212,4 +178,47 @@ path_with() { # COMMAND...
   [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-bad --region us-east-1"* ]]
   [[ $stderr != *"packaging"* ]]
   aws cloudformation describe-stacks --stack-name ce-bad | jq -e '.Stacks[0].StackStatus == "ROLLBACK_COMPLETE"'
+}
+
+@test "an update refuses a new environment name before building or changing anything" {
+  run --separate-stderr deploy ce-keep "${BATS_FILE_TMPDIR}/answers.zip" --env-name other
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"stack ce-keep has the environment name 'keep'; it cannot become 'other'"* ]]
+  [[ $stderr != *"packaging"* ]]
+  stack_parameters ce-keep | jq -e '.EnvironmentName == "keep"'
+}
+
+@test "--parameter: an unknown key, a key given twice or no KEY=VALUE is refused with the usage" {
+  run --separate-stderr deploy ce-p "${BATS_FILE_TMPDIR}/answers.zip" --parameter NoSuchThing=1
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--parameter NoSuchThing: the template has no parameter NoSuchThing (it has: EnvironmentName VpcId"* ]]
+  run --separate-stderr deploy ce-p "${BATS_FILE_TMPDIR}/answers.zip" --parameter UiIngressCidr=10.0.0.0/8
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"parameter UiIngressCidr is given twice"* ]]
+  run --separate-stderr deploy ce-p "${BATS_FILE_TMPDIR}/answers.zip" --parameter novalue
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--parameter needs KEY=VALUE: novalue"* ]]
+}
+
+@test "preflight: subnets outside the VPC, in one Availability Zone, or without a route to S3 are refused, saying what to pass" {
+  local other same network vpc subnets table
+  other="$(aws ec2 create-vpc --cidr-block 10.43.0.0/16 --query Vpc.VpcId --output text)"
+  run --separate-stderr deploy ce-net "${BATS_FILE_TMPDIR}/answers.zip" --vpc-id "$other"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"subnet ${SUBNETS%,*} is not in ${other} (it is in ${VPC}): pass two subnets of the VPC"* ]]
+  same="$(aws ec2 create-subnet --vpc-id "$VPC" --cidr-block 10.42.9.0/24 --availability-zone us-east-1a \
+    --query Subnet.SubnetId --output text)"
+  run --separate-stderr "$SCRIPT" --stack-name ce-net --vpc-id "$VPC" --subnets "${SUBNETS%,*},${same}" \
+    --ui-cidr 10.42.0.0/16 --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"are both in us-east-1a: pass two subnets in different Availability Zones"* ]]
+  network="$(NO_NAT=1 local_aws_network)"
+  read -r vpc subnets table <<<"$network"
+  run --separate-stderr "$SCRIPT" --stack-name ce-net --vpc-id "$vpc" --subnets "$subnets" \
+    --ui-cidr 10.42.0.0/16 --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"route table ${table} of the subnets reaches S3 neither through a NAT gateway"*"Pass --route-tables ${table} to add an S3 gateway endpoint"* ]]
+  [[ $stderr != *"packaging"* ]]
+  run aws cloudformation describe-stacks --stack-name ce-net
+  [ "$status" -ne 0 ]
 }
