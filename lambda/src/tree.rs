@@ -50,9 +50,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Threads that walk the tree. Round trips, not CPU, are what they wait on; 16 keeps
-/// a few dozen sibling entries in flight without many idle threads on a small tree.
-pub const WORKERS: usize = 16;
+/// Most threads that walk the tree. They wait on round trips, not on the CPU, so they
+/// are cheap (a few KiB each); 32 keeps the entries of a wide level in flight together.
+pub const WORKERS: usize = 32;
 
 /// Stack of each walker thread: the walk is not recursive, so this is plenty.
 const WORKER_STACK: usize = 128 * 1024;
