@@ -51,7 +51,7 @@ parse_args() {
       --latency-ms) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; LATENCY_MS="$2"; shift 2 ;;
       --cache-secs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; CACHE_SECS="$2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
-      *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+      *) usage_error "unknown option: $1" ;;
     esac
   done
   [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs expects a positive integer, got '${RUNS}'"

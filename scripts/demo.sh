@@ -47,7 +47,7 @@ parse_args() {
         PORT="$2"
         shift 2
         ;;
-      *) printf 'error: unknown option: %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+      *) usage_error "unknown option: $1" ;;
     esac
   done
 }
@@ -67,7 +67,7 @@ start_local_aws() {
   WORK_DIR="$(mktemp -d)"
   EFS_DIR="${WORK_DIR}/efs"
   mkdir "$EFS_DIR"
-  [[ -n $PORT ]] || PORT="$(local_aws_free_port)"
+  [[ -n $PORT ]] || PORT="$(free_port)"
   log "starting the local AWS on 127.0.0.1:${PORT} (EFS stands in at ${EFS_DIR})"
   local_aws_start "$PORT" "$EFS_DIR" "${WORK_DIR}/local-aws.log"
 }

@@ -156,9 +156,11 @@ check_status() { # STACK_JSON
   local name status
   name="$(jq -r '.StackName' <<<"$1")"
   status="$(jq -r '.StackStatus // "UNKNOWN"' <<<"$1")"
+  if stack_is_usable "$status"; then
+    log "stack ${name} is ${status}"
+    return 0
+  fi
   case "$status" in
-    CREATE_COMPLETE | UPDATE_COMPLETE | UPDATE_ROLLBACK_COMPLETE | IMPORT_COMPLETE | IMPORT_ROLLBACK_COMPLETE)
-      log "stack ${name} is ${status}" ;;
     ROLLBACK_COMPLETE)
       die "stack ${name} is ROLLBACK_COMPLETE: its creation failed and was rolled back; delete it and deploy again" ;;
     *)
@@ -170,14 +172,14 @@ check_status() { # STACK_JSON
 # options (which win over an output of the same name). Empty values are dropped so that
 # their placeholders stay and are reported.
 placeholder_values() { # STACK_JSON
-  jq -c \
+  jq -c --argjson outputs "$(stack_outputs_json "$1")" \
     --arg Cpu "$CPU" --arg Memory "$MEMORY" --arg CeProfile "$CE_PROFILE" \
     --arg MemoryRabbitmq "$MEMORY_RABBITMQ" --arg MemoryMongodb "$MEMORY_MONGODB" --arg MemoryCore "$MEMORY_CORE" \
     --arg ImageCore "$IMAGE_CORE" --arg ImageUi "$IMAGE_UI" \
     --arg ImageMongodb "$IMAGE_MONGODB" --arg ImageRabbitmq "$IMAGE_RABBITMQ" \
-    '((.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {})
+    '$outputs
      + {Region: ((.StackId // "") | split(":") | .[3] // "")}
-     + $ARGS.named
+     + ($ARGS.named | del(.outputs))
      | with_entries(select(.value != null and .value != ""))' <<<"$1"
 }
 

@@ -25,10 +25,10 @@ USAGE
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --only) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; ONLY+=("$2"); shift 2 ;;
+      --only) ONLY+=("$(option_value "$@")"); shift 2 ;;
       --list) printf '%s\n' "${STEPS[@]}"; exit 0 ;;
       -h|--help) usage; exit 0 ;;
-      *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+      *) usage_error "unknown option: $1" ;;
     esac
   done
   local step

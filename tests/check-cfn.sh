@@ -127,7 +127,7 @@ main() {
   case "${1:-}" in
     "") ;;
     -h | --help) usage; exit 0 ;;
-    *) printf 'unknown argument: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+    *) usage_error "unknown argument: $1" ;;
   esac
   activate_tools
   WORK_DIR="$(mktemp -d)"

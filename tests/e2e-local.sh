@@ -25,8 +25,6 @@ EFS_DIR=""
 WATCHDOG=""
 NETWORK=""
 LAMBDA_ZIP=""
-PASSED=0
-FAILED=0
 
 usage() {
   cat <<'USAGE'
@@ -36,18 +34,6 @@ Runs deploy, custom resource, register, service, update and delete on the local 
 (scripts/local/local_aws), plus a refused tree that must roll back. Must run as root
 (the Lambda chowns the tree to uid 1001). Gives up after E2E_LIMIT_SECONDS (default 600).
 USAGE
-}
-
-check() { # DESCRIPTION COMMAND...
-  local what="$1"
-  shift
-  if "$@"; then
-    PASSED=$((PASSED + 1))
-    printf 'ok    %s\n' "$what"
-  else
-    FAILED=$((FAILED + 1))
-    printf 'FAIL  %s\n' "$what"
-  fi
 }
 
 cleanup() {
@@ -83,7 +69,7 @@ setup() {
   EFS_DIR="${WORK_DIR}/efs"
   mkdir "$EFS_DIR"
   LAMBDA_ZIP="$(local_aws_build_lambda "$ROOT")"
-  local_aws_start "$(local_aws_free_port)" "$EFS_DIR" "${WORK_DIR}/local-aws.log"
+  local_aws_start "$(free_port)" "$EFS_DIR" "${WORK_DIR}/local-aws.log"
   NETWORK="$(local_aws_network)"
 }
 
@@ -278,7 +264,7 @@ main() {
   case "${1:-}" in
     -h | --help) usage; exit 0 ;;
     "") ;;
-    *) printf 'error: unknown option: %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+    *) usage_error "unknown option: $1" ;;
   esac
   trap cleanup EXIT
   trap 'exit 130' INT
@@ -290,8 +276,7 @@ main() {
   test_update
   test_delete
   test_refused_tree
-  printf 'e2e-local: %d passed, %d failed\n' "$PASSED" "$FAILED"
-  if ((FAILED > 0)); then
+  if ! checks_summary e2e-local; then
     printf 'local AWS log: last lines\n' >&2
     tail -n 40 "$LOCAL_AWS_LOG" >&2
     exit 1

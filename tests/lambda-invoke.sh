@@ -20,8 +20,6 @@ S3_ROOT=""
 S3_ENDPOINT=""
 INVOKE_PORT=""
 CREATED_ID=""
-FAILURES=0
-CHECKS=0
 
 usage() {
   cat <<USAGE
@@ -39,7 +37,7 @@ parse_args() {
   case "${1:-}" in
     "") ;;
     -h | --help) usage; exit 0 ;;
-    *) printf 'unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
+    *) usage_error "unknown option: $1" ;;
   esac
 }
 
@@ -59,26 +57,10 @@ cleanup() {
   [[ -z "$WORK" ]] || rm -rf "$WORK"
 }
 
-check() { # check DESCRIPTION COMMAND...
-  local description="$1"
-  shift
-  CHECKS=$((CHECKS + 1))
-  if "$@"; then
-    printf '  ok    %s\n' "$description"
-  else
-    printf '  FAIL  %s\n' "$description"
-    FAILURES=$((FAILURES + 1))
-  fi
-}
-
 build() {
   log "building the function and testkit"
   cargo build --quiet -p testkit -p ce-efs-tree --bin testkit --bin bootstrap
   TESTKIT="${ROOT}/target/debug/testkit"
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 start_s3() {
@@ -263,8 +245,7 @@ main() {
   check_invalid_create
   check_delete
   check_logs
-  printf 'lambda-invoke: %d checks, %d failed\n' "$CHECKS" "$FAILURES"
-  [[ $FAILURES -eq 0 ]]
+  checks_summary lambda-invoke
 }
 
 main "$@"
