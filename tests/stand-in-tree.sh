@@ -4,7 +4,7 @@
 # answered by the real Lambda binary on a folder standing in for EFS; then the stack's
 # outputs are saved and the task definition is rendered from them by the real
 # register-task-definition.sh --dry-run. The local AWS is stopped before returning.
-# Sourced only (tests/container-view.sh, tests/rabbitmq-tls.sh); needs log/die
+# Sourced only (tests/container-view.sh, tests/tls-endpoints.sh); needs log/die
 # (scripts/lib/tools.sh) and local-aws.sh, and root (the Lambda chowns the tree).
 #
 # stand_in_tree DIR leaves in DIR:

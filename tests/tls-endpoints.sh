@@ -52,6 +52,8 @@ GROUPS_STARTED=()
 VIEW=""
 VIEW_USER=()
 declare -A VIEW_USERS=() # container -> "uid:gid" of the views already mounted
+# Set by start_group: the process group it started last.
+STARTED=""
 # Set by serve_tls.
 SERVED_PORT=""
 # Set by start_rabbitmq.
