@@ -7,8 +7,9 @@ unchanged properties. The contestant builds the tree under EFS_MOUNT_PATH and PU
 response to a receiver on 127.0.0.1; every response and tree is checked. Measured per run:
 
 - init: process start -> first GET /runtime/invocation/next
-- signal: event handed out -> response PUT received (the work plus the PUT)
-- total: process start -> response PUT received
+- signal: event handed out -> response PUT sent (the work plus the PUT; the receiver
+  takes the kernel's arrival stamp of the request, so its own scheduling does not count)
+- total: process start -> response PUT sent
 - peak RSS of the function process (VmHWM)
 - server operations: what reached the EFS stand-in (efs-standin/), by kind
 
@@ -502,8 +503,8 @@ def main(argv: list[str]) -> int:
         return 1
     print()
     print(
-        "init = process start -> first GET /next; signal = event handed out -> response PUT received; "
-        "total = process start -> response PUT received; medians (min to max). Server ops = operations that "
+        "init = process start -> first GET /next; signal = event handed out -> response PUT arrived; "
+        "total = process start -> response PUT arrived; medians (min to max). Server ops = operations that "
         "reached the stand-in (median), per declared entry."
     )
     return 0
