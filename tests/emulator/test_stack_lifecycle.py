@@ -191,3 +191,44 @@ def test_sub_parameter_updates(deploy: Callable[..., dict[str, Any]], aws: Calla
     deploy(template, name=name, parameters={"Env": "one"})
     deploy(template, name=name, parameters={"Env": "two"}, update=True)
     assert aws("ssm").get_parameter(Name=parameter)["Parameter"]["Value"] == "two-cloud-exchange"
+
+
+def test_parameter_values(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+    name = unique("params")
+    template = {
+        "Parameters": {
+            "Given": {"Type": "String"},
+            "Days": {"Type": "Number", "Default": 90},
+            "Tables": {"Type": "CommaDelimitedList", "Default": ""},
+            "Secret": {"Type": "String", "NoEcho": True, "Default": "hidden"},
+        },
+        "Resources": {
+            "R": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": unique("params"), "Type": "String", "Value": {"Fn::Sub": "${Given}-${Days}"}},
+            }
+        },
+    }
+
+    def shown(stack: dict[str, Any]) -> dict[str, str]:
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+
+    stack = deploy(template, name=name, parameters={"Given": "a"})
+    assert shown(stack) == {"Given": "a", "Days": "90", "Tables": "", "Secret": "****"}
+    cfn = aws("cloudformation")
+    previous = [{"ParameterKey": k, "UsePreviousValue": True} for k in ("Days", "Tables", "Secret")]
+    cfn.update_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "Given", "ParameterValue": "b"}, *previous],
+    )
+    updated = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert updated["StackStatus"] == "UPDATE_COMPLETE", failures(aws, name)
+    assert shown(updated) == {"Given": "b", "Days": "90", "Tables": "", "Secret": "****"}
+    # Everything previous, nothing changed: no update.
+    with pytest.raises(botocore.exceptions.ClientError, match="No updates are to be performed"):
+        cfn.update_stack(
+            StackName=name,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "Given", "UsePreviousValue": True}, *previous],
+        )

@@ -159,6 +159,13 @@ GAPS: tuple[Gap, ...] = (
         stack_lifecycle.install_sub_parameter_updates,
     ),
     Gap(
+        "parameter-values",
+        "describe-stacks shows every parameter as text (lists comma-joined, defaults included, NoEcho as ****); "
+        "UsePreviousValue takes the value the stack uses, a defaulted one included",
+        f"{CFN}/APIReference/API_Parameter.html",
+        stack_lifecycle.install_parameter_values,
+    ),
+    Gap(
         "create-rollback",
         "a failed create rolls back: created resources are deleted, ROLLBACK_COMPLETE",
         f"{CFN}/UserGuide/stack-failure-options.html",

@@ -429,15 +429,73 @@ def install_frozen_when_gone() -> None:
     _WHEN_GONE.append(_freeze)
 
 
+def parameter_text(value: Any) -> str:
+    """A resolved parameter value as CloudFormation shows it: lists comma-joined, numbers
+    as written."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _current_values(stack: Any) -> dict[str, str]:
+    return {k: parameter_text(v) for k, v in stack.resource_map.resolved_parameters.items()}
+
+
+def install_parameter_values() -> None:
+    """moto lists a list parameter as Python text ("['']"), masks NoEcho values by comparing
+    them with the keys, and UsePreviousValue finds only parameters given at create: one
+    that took its Default fails ("Missing parameter" or HTTP 500).
+
+    CloudFormation shows every parameter's value as a string (defaults included, NoEcho as
+    ****), and UsePreviousValue uses "the existing parameter value that the stack is using".
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html
+    """
+
+    def parameter_list(self: Any) -> list[dict[str, str]]:
+        declared = (self.template_dict or {}).get("Parameters", {})
+        masked = {k for k, p in declared.items() if str(p.get("NoEcho", False)).lower() == "true"}
+        return [
+            {"ParameterKey": k, "ParameterValue": "****" if k in masked else v}
+            for k, v in _current_values(self).items()
+        ]
+
+    resolve = cfn_models.CloudFormationBackend._resolve_update_parameters
+
+    def resolve_update_parameters(self: Any, instance: Any, incoming_params: list[dict[str, str]]) -> dict[str, str]:
+        if not isinstance(instance, cfn_models.Stack):
+            return resolve(self, instance, incoming_params)
+        current = _current_values(instance)
+        resolved = {}
+        for parameter in incoming_params:
+            key = parameter["ParameterKey"]
+            if parameter.get("UsePreviousValue"):
+                if key not in current:
+                    raise ValidationError(message=f"Invalid input for parameter key {key}. Cannot use previous value")
+                resolved[key] = current[key]
+            elif "ParameterValue" in parameter:
+                resolved[key] = parameter["ParameterValue"]
+        return resolved
+
+    cfn_models.Stack.parameter_list = property(parameter_list)
+    cfn_models.CloudFormationBackend._resolve_update_parameters = resolve_update_parameters
+
+
 def install_no_updates() -> None:
     """moto compares the parameters passed with the resolved ones (defaults added, lists
-    split), so re-deploying an unchanged stack is never "No updates are to be performed"."""
+    split), so re-deploying an unchanged stack is never "No updates are to be performed";
+    the update's values (given, previous or default) are now compared with the stack's."""
 
     def validate_different_update(
         self: Any, incoming_params: list[dict[str, Any]] | None, stack_body: str, old_stack: Any
     ) -> None:
-        previous = old_stack.resource_map.input_parameters
-        if old_stack.template == stack_body and self._get_param_values(incoming_params or [], previous) == previous:
+        if old_stack.template != stack_body:
+            return
+        current = _current_values(old_stack)
+        # What the update would resolve to: a value given, the previous one, else the Default.
+        declared = old_stack.template_dict.get("Parameters", {})
+        wanted = {k: parameter_text(p.get("Default")) for k, p in declared.items()}
+        wanted.update(self._get_param_values(incoming_params or [], current))
+        if wanted == current:
             raise ValidationError(old_stack.name, message="No updates are to be performed.")
 
     CloudFormationResponse._validate_different_update = validate_different_update
