@@ -130,10 +130,13 @@ delete_stack() { # RETAIN_ID...
     die "stack ${STACK_NAME} is still $(stack_status) after $(duration_text "$TIMEOUT"); it carries on without this script"
 }
 
-# The resources that failed to delete, one JSON line each, with CloudFormation's reason.
+# The resources that failed to delete, one JSON line each, with CloudFormation's reason:
+# those whose latest event (describe-stack-events lists newest first) is DELETE_FAILED.
 failed_resources() {
-  aws_cli cloudformation describe-stack-resources --stack-name "$STACK_ID" --output json |
-    jq -c '.StackResources[] | select(.ResourceStatus == "DELETE_FAILED")
+  aws_cli cloudformation describe-stack-events --stack-name "$STACK_ID" --output json |
+    jq -c '[.StackEvents[] | select(.ResourceType != "AWS::CloudFormation::Stack")]
+      | reduce .[] as $e ({}; if has($e.LogicalResourceId) then . else .[$e.LogicalResourceId] = $e end)
+      | .[] | select(.ResourceStatus == "DELETE_FAILED")
       | {LogicalResourceId, ResourceType, PhysicalResourceId, ResourceStatusReason}'
 }
 
