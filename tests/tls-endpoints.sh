@@ -16,7 +16,8 @@
 #   `openssl s_client -verify_return_error` against itself and refused against the CA.
 # - MongoDB is not in Debian: its combined PEM is checked with openssl (certificate then
 #   key, the key matches, the chain verifies for its host names, server and client use) and
-#   served by `openssl s_server` to a client that verifies it as mongod's.
+#   served by `openssl s_server` to a client that verifies it as mongod's; each PEM check
+#   must fail on a planted copy (key first, another key, another CA).
 # Every wait is bounded; stops every process it started and removes its mounts. Exits
 # non-zero on any failure.
 set -euo pipefail
@@ -399,6 +400,31 @@ test_mongodb_pem() {
   stop_group "$STARTED"
 }
 
+# Expected to fail: what the check says about the planted fault goes nowhere.
+fails() { ! "$@" >/dev/null 2>&1; }
+
+# Each PEM check must fail on a planted copy: the key first, another key, another CA.
+test_mongodb_pem_faults() {
+  local pem planted="${WORK}/planted-pem" cert_block key_block
+  container_root mongodb-primary
+  pem="${VIEW}${MONGODB_PEM}"
+  cert_block='/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p'
+  key_block='/-----BEGIN [A-Z ]*PRIVATE KEY-----/,/-----END [A-Z ]*PRIVATE KEY-----/p'
+  mkdir -m 0700 "$planted"
+  (
+    umask 077
+    { sed -n "$key_block" "$pem"; sed -n "$cert_block" "$pem"; } >"${planted}/key-first.pem"
+    { sed -n "$cert_block" "$pem"; cat "${WORK}/other-ca.key"; } >"${planted}/foreign-key.pem"
+  )
+  chown -R "${VIEW_USER[1]}:${VIEW_USER[3]}" "$planted"
+  check "planted fault caught: a PEM with its key first fails the order check" \
+    fails pem_order_is_certificate_then_key "${planted}/key-first.pem"
+  check "planted fault caught: a PEM with another key fails the key match" \
+    fails key_matches_certificate "${planted}/foreign-key.pem"
+  check "planted fault caught: against a different CA the chain check fails" \
+    fails chain_verifies "$pem" "${WORK}/other-ca.crt" sslserver mongodb-primary
+}
+
 main() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -415,6 +441,7 @@ main() {
   test_plain_fault
   test_ui
   test_mongodb_pem
+  test_mongodb_pem_faults
   checks_summary tls-endpoints
 }
 
