@@ -12,6 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib/tools.sh"
 # shellcheck source=scripts/local/local-aws.sh
 source "${ROOT}/scripts/local/local-aws.sh"
+# shellcheck source=tests/stand-in-tree.sh
+source "${ROOT}/tests/stand-in-tree.sh"
 
 STACK="ce-e2e"
 BAD_STACK="ce-e2e-bad"
@@ -75,16 +77,6 @@ setup() {
 
 # ------------------------------------------------------------------ templates
 
-# The template as JSON (cfn-lint's parser understands the short intrinsic tags).
-template_json() { # TEMPLATE
-  python -c 'import json, sys
-from cfnlint.decode import decode
-template, errors = decode(sys.argv[1])
-if errors:
-    sys.exit(f"cannot parse {sys.argv[1]}: {errors}")
-json.dump(template, sys.stdout)' "$1"
-}
-
 # A copy of the repository's scripts and template, with the template's tree changed by a jq
 # filter, so the real deploy.sh deploys the changed tree. JSON is valid YAML for the CLI.
 repo_copy() { # NAME JQ_FILTER [JQ_ARGS...]
@@ -92,7 +84,7 @@ repo_copy() { # NAME JQ_FILTER [JQ_ARGS...]
   shift 2
   mkdir -p "${copy}/cfn"
   cp -r "${ROOT}/scripts" "$copy/"
-  template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" >"${copy}/cfn/CloudExchangeTemplate.yaml"
+  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" >"${copy}/cfn/CloudExchangeTemplate.yaml"
   printf '%s\n' "$copy"
 }
 
@@ -188,7 +180,7 @@ file_holds() { # FILE TEXT
 # ------------------------------------------------------------------ steps
 
 test_create() {
-  template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/template.json"
+  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/template.json"
   check "deploy.sh creates the stack" deploy_from "$ROOT" "$STACK" "${WORK_DIR}/create.log"
   check "stack is CREATE_COMPLETE" status_is "$STACK" CREATE_COMPLETE
   check "custom resource EfsTree is CREATE_COMPLETE" has_event "$STACK" EfsTree CREATE_COMPLETE
@@ -220,7 +212,7 @@ test_update() {
       [{Path: $path, Owner: "1001", Group: "1001", Mode: "0700"}]
     | (.Resources.EfsTree.Properties.Files[] | select(.Path == "data/env/ce-env.sh") | .Content) += "# e2e update\n"' \
     --arg path "$EXTRA_DIR")"
-  template_json "${copy}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/updated.json"
+  stand_in_template_json "${copy}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/updated.json"
   check "deploy.sh updates the stack with one more directory and a new env loader" \
     deploy_from "$copy" "$STACK" "${WORK_DIR}/update.log"
   check "stack is UPDATE_COMPLETE" status_is "$STACK" UPDATE_COMPLETE
