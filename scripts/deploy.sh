@@ -405,13 +405,11 @@ import_retained() {
     {ResourceType: "AWS::EFS::FileSystem", LogicalResourceId: $fs_id, ResourceIdentifier: {FileSystemId: $fs}},
     {ResourceType: "AWS::SecretsManager::Secret", LogicalResourceId: $secret_id, ResourceIdentifier: {Id: $secret}}]' \
     >"${WORK_DIR}/import.json"
-  jq -c --arg names "$(awk '/^[A-Za-z]/ { inside = ($0 ~ /^Parameters:/) } inside && /^  [A-Za-z0-9]+:/ { sub(/^  /, ""); sub(/:.*/, ""); print }' "$template")" \
-    '[.[] | select(.ParameterKey | IN($names | split("\n")[]))]' "${WORK_DIR}/parameters.json" >"${WORK_DIR}/import-parameters.json"
   log "importing file system ${IMPORT_FS} and secret ${IMPORT_SECRET##*:secret:} into the new stack ${STACK_NAME}"
   STARTED_MS="$(($(date +%s) * 1000))"
   STACK_ID="$(aws_cli cloudformation create-change-set --stack-name "$STACK_NAME" --change-set-name "$change_set" \
     --change-set-type IMPORT --template-body "file://${template}" --resources-to-import "file://${WORK_DIR}/import.json" \
-    --parameters "file://${WORK_DIR}/import-parameters.json" --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM \
+    --parameters "file://${WORK_DIR}/parameters.json" --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM \
     --output text --query StackId)"
   while true; do
     status="$(aws_cli cloudformation describe-change-set --stack-name "$STACK_ID" --change-set-name "$change_set" \

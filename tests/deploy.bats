@@ -26,6 +26,10 @@ stack_parameters() { # STACK_NAME
     jq -c '.Stacks[0].Parameters | map({(.ParameterKey): .ParameterValue}) | add'
 }
 
+stack_status_is() { # STACK_NAME STATUS
+  aws cloudformation describe-stacks --stack-name "$1" | jq -e --arg status "$2" '.Stacks[0].StackStatus == $status' >/dev/null
+}
+
 # Prints a new directory holding only links to the named commands (and bash, for the #!
 # line), to be the whole PATH.
 path_with() { # COMMAND...
@@ -221,4 +225,16 @@ path_with() { # COMMAND...
   [[ $stderr != *"packaging"* ]]
   run aws cloudformation describe-stacks --stack-name ce-net
   [ "$status" -ne 0 ]
+}
+
+@test "a stack in DELETE_FAILED: refused, naming delete-stack --retain-resources for what failed" {
+  deploy ce-stuck "${BATS_FILE_TMPDIR}/no-delete.zip" >/dev/null
+  aws cloudformation delete-stack --stack-name ce-stuck
+  wait_until 120 1 stack_status_is ce-stuck DELETE_FAILED
+  run --separate-stderr deploy ce-stuck "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"stack ce-stuck is in DELETE_FAILED"* ]]
+  [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-stuck --retain-resources EfsTree --region us-east-1"* ]]
+  [[ $stderr == *"scripts/destroy.sh --stack-name ce-stuck"* ]]
+  [[ $stderr != *"packaging"* ]]
 }
