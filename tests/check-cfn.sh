@@ -28,8 +28,26 @@ USAGE
 
 cleanup() { [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"; }
 
-lint_template() { # TEMPLATE
-  cfn-lint --non-zero-exit-code warning -- "$1"
+lint_template() { # TEMPLATE [CFN_LINT_OPTION...]
+  cfn-lint --non-zero-exit-code warning "${@:2}" -- "$1"
+}
+
+# Both tools must reject the broken template FILE (in a directory of its own): cfn-lint
+# with rule LINT_RULE, checkov with check CHECK_ID. WHAT names the planted faults.
+rejected_by_both() { # FILE LINT_RULE CHECK_ID WHAT [CFN_LINT_OPTION...]
+  local file="$1" rule="$2" check="$3" what="$4" out
+  shift 4
+  if out="$(lint_template "$file" "$@" 2>&1)" || [[ $out != *"$rule"* ]]; then
+    printf '%s\n' "$out" >&2
+    log "cfn-lint did not reject ${what} (${rule})"
+    return 1
+  fi
+  if ! out="$(scan_template "$(dirname "$file")" 2>&1)" && [[ $out == *"$check"* ]]; then
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  log "checkov did not report ${what} (${check})"
+  return 1
 }
 
 scan_template() { # DIRECTORY
@@ -51,7 +69,7 @@ check_consistency() {
 # A copy of the template with one lint fault (MemorySize below Lambda's minimum) and one
 # security fault (an unencrypted file system); both tools must reject it.
 broken_template_rejected() {
-  local dir="${WORK_DIR}/broken" out
+  local dir="${WORK_DIR}/broken"
   mkdir -p "$dir"
   python - "$TEMPLATE" "${dir}/CloudExchangeTemplate.yaml" <<'PY'
 import sys
@@ -61,17 +79,7 @@ for good, bad in (("MemorySize: 128", "MemorySize: 1"), ("Encrypted: true", "Enc
     text = text.replace(good, bad)
 open(sys.argv[2], "w").write(text)
 PY
-  if out="$(lint_template "${dir}/CloudExchangeTemplate.yaml" 2>&1)" || [[ $out != *E3034* ]]; then
-    printf '%s\n' "$out" >&2
-    log "cfn-lint did not reject MemorySize: 1"
-    return 1
-  fi
-  if ! out="$(scan_template "$dir" 2>&1)" && [[ $out == *CKV_AWS_42* ]]; then
-    return 0
-  fi
-  printf '%s\n' "$out" >&2
-  log "checkov did not report the unencrypted file system (CKV_AWS_42)"
-  return 1
+  rejected_by_both "${dir}/CloudExchangeTemplate.yaml" E3034 CKV_AWS_42 "MemorySize: 1 and the unencrypted file system"
 }
 
 self_test() {
@@ -93,23 +101,13 @@ variants_lint_and_scan() {
 # minimum of 5) and one security fault (a listener policy that allows TLS 1.0); both tools
 # must reject it.
 broken_variant_rejected() {
-  local dir="${WORK_DIR}/broken-variant" out
+  local dir="${WORK_DIR}/broken-variant"
   mkdir -p "$dir"
   jq '.Resources.TargetGroup.Properties.HealthCheckIntervalSeconds = 1
       | .Resources.HttpsListener.Properties.SslPolicy = "ELBSecurityPolicy-2016-08"' \
     "${WORK_DIR}/variants/load-balancer.json" >"${dir}/load-balancer.json" || return 1
-  if out="$(cfn-lint --non-zero-exit-code warning --ignore-checks W2001 -- "${dir}/load-balancer.json" 2>&1)" ||
-    [[ $out != *E3034* ]]; then
-    printf '%s\n' "$out" >&2
-    log "cfn-lint did not reject HealthCheckIntervalSeconds: 1 in the load-balancer variant"
-    return 1
-  fi
-  if ! out="$(scan_template "$dir" 2>&1)" && [[ $out == *CKV_AWS_103* ]]; then
-    return 0
-  fi
-  printf '%s\n' "$out" >&2
-  log "checkov did not report the TLS 1.0 listener policy (CKV_AWS_103)"
-  return 1
+  rejected_by_both "${dir}/load-balancer.json" E3034 CKV_AWS_103 \
+    "HealthCheckIntervalSeconds: 1 and the TLS 1.0 listener policy in the load-balancer variant" --ignore-checks W2001
 }
 
 # The operator features (load balancer, rules, alarms, ECS Exec, UI certificate secret) on
