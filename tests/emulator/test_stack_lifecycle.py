@@ -232,3 +232,20 @@ def test_parameter_values(deploy: Callable[..., dict[str, Any]], aws: Callable[[
             TemplateBody=json.dumps(template),
             Parameters=[{"ParameterKey": "Given", "UsePreviousValue": True}, *previous],
         )
+
+
+def test_retain_resources(
+    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
+) -> None:
+    name, cfn = unique("retain"), aws("cloudformation")
+    deploy(_custom(code_bucket, record_dir, environment={"FAIL_ON": "Delete"}), name=name)
+    with pytest.raises(botocore.exceptions.ClientError, match="only be specified when stack is in DELETE_FAILED"):
+        cfn.delete_stack(StackName=name, RetainResources=["Custom"])
+    cfn.delete_stack(StackName=name)
+    assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+    stack_id = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackId"]
+    cfn.delete_stack(StackName=name, RetainResources=["Custom"])
+    assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    seen = [(logical, status) for logical, status, _ in events(aws, stack_id)]
+    assert ("Custom", "DELETE_SKIPPED") in seen and ("Function", "DELETE_COMPLETE") in seen
+    assert [e["RequestType"] for e in recorded(record_dir)] == ["Create", "Delete"]  # not asked again

@@ -191,6 +191,13 @@ GAPS: tuple[Gap, ...] = (
         stack_lifecycle.install_delete_failed_kept,
     ),
     Gap(
+        "retain-resources",
+        "DeleteStack's RetainResources, accepted for a DELETE_FAILED stack only, leaves those resources "
+        "(DELETE_SKIPPED) and deletes the rest",
+        f"{CFN}/APIReference/API_DeleteStack.html",
+        stack_lifecycle.install_retain_resources,
+    ),
+    Gap(
         "frozen-when-gone",
         "a deleted or rolled-back stack has no outputs and builds nothing again",
         f"{CFN}/APIReference/API_DescribeStacks.html",

@@ -257,13 +257,14 @@ def install_deletion_order() -> None:
             and ("Condition" not in definition or self.lazy_condition_map.get(definition["Condition"], True))
         }
         slow = {name for name, definition in resources.items() if definition["Type"].startswith("Custom::")}
+        retain = getattr(stack, "retain_resources", set())
         failure: ResourceFailed | None = None
         for step in deletion_steps(resources, slow):
             for name in step:
                 definition, resource = resources[name], self._parsed_resources.get(name)
                 if resource is None or isinstance(resource, str):
                     continue  # never created (or a type moto skips)
-                if definition.get("DeletionPolicy") in RETAINED:
+                if definition.get("DeletionPolicy") in RETAINED or name in retain:
                     add_event(
                         stack,
                         name,
@@ -404,6 +405,31 @@ def install_delete_failed_kept() -> None:
 
     cfn_models.Stack.delete = delete
     cfn_models.CloudFormationBackend.delete_stack = delete_stack_keeping_failed
+
+
+def install_retain_resources() -> None:
+    """moto ignores DeleteStack's RetainResources: a stack whose deletion failed on a
+    resource cannot be deleted leaving that resource behind.
+
+    CloudFormation accepts RetainResources only for a stack in DELETE_FAILED and skips
+    those resources (DELETE_SKIPPED) while deleting the rest.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeleteStack.html
+    """
+    delete_stack = CloudFormationResponse.delete_stack
+
+    def delete_stack_retaining(self: CloudFormationResponse) -> Any:
+        retain = self._get_param("RetainResources", [])
+        if retain:
+            stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+            if stack.status != "DELETE_FAILED":
+                raise ValidationError(
+                    message=f"Invalid operation on stack [{stack.stack_id}]. RetainResources can only be "
+                    "specified when stack is in DELETE_FAILED state"
+                )
+            stack.retain_resources = set(retain)
+        return delete_stack(self)
+
+    CloudFormationResponse.delete_stack = delete_stack_retaining
 
 
 def install_frozen_when_gone() -> None:
