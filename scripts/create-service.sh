@@ -29,6 +29,14 @@ TIMEOUT=20
 WORK_DIR=""
 FAMILY=""
 NETWORK=""
+ENABLE_EXEC=false
+# From the stack: the load balancer's target group and URL (when it has one), EnableExec.
+TARGET_GROUP=""
+LOAD_BALANCER_URL=""
+STACK_EXEC=""
+# CE's first start (plugin seeding, MongoDB's initialisation) takes minutes; the load
+# balancer's failed health checks must not stop the task meanwhile.
+HEALTH_CHECK_GRACE_SECONDS=600
 
 usage() {
   cat <<'USAGE'
@@ -40,7 +48,10 @@ then creates (or updates) the service on the latest ACTIVE revision of the stack
 definition family: FARGATE, platform LATEST, REPLICA, 1 task, minimum healthy 0 %,
 maximum 100 % (the old task stops before the new one starts: two MongoDB servers must
 never open the same data), deployment circuit breaker on with rollback, the stack's two
-private subnets and task security group, no public IP, no ECS Exec.
+private subnets and task security group, no public IP, ECS Exec only with --enable-exec,
+and, when the stack has a load balancer, its target group (container ui, port 3000) with a
+600-second health-check grace period. The cluster gets Container Insights (the stack's
+alarms read its metrics).
 Waits until the service is stable, then prints the task's private IP and the UI's URL.
 
 Options:
@@ -48,6 +59,9 @@ Options:
   --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output)
   --service NAME       ECS service (default: cloud-exchange)
   --no-wait            return once the service is created or updated
+  --enable-exec        turn on ECS Exec (aws ecs execute-command) for the service's new
+                       tasks; the stack must have been deployed with EnableExec=true
+                       (scripts/deploy.sh --enable-exec). Without it, Exec is turned off.
   --dry-run            print the CreateService (or UpdateService) input on stdout and
                        change nothing (the stack and the task definition are still read)
   --timeout MINUTES    how long to wait for a stable service (default: 20; "90s" for
@@ -66,6 +80,7 @@ parse_args() {
       -h | --help) usage; exit 0 ;;
       --no-wait) WAIT=false; shift ;;
       --dry-run) DRY_RUN=true; shift ;;
+      --enable-exec) ENABLE_EXEC=true; shift ;;
       --stack-name) STACK_NAME="$(option_value "$@")"; shift 2 ;;
       --cluster) CLUSTER="$(option_value "$@")"; shift 2 ;;
       --service) SERVICE="$(option_value "$@")"; shift 2 ;;
@@ -97,6 +112,12 @@ read_stack() {
   done
   [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
   FAMILY="$(stack_output "$stack" TaskDefinitionFamily)"
+  TARGET_GROUP="$(stack_output "$stack" TargetGroupArn)"
+  LOAD_BALANCER_URL="$(stack_output "$stack" LoadBalancerUrl)"
+  STACK_EXEC="$(jq -r '.Parameters // [] | map(select(.ParameterKey == "EnableExec"))[0].ParameterValue // "false"' <<<"$stack")"
+  if $ENABLE_EXEC && [[ $STACK_EXEC != true ]]; then
+    die "--enable-exec needs the stack parameter EnableExec=true (the task role's ECS Exec permissions); deploy with scripts/deploy.sh --stack-name ${STACK_NAME} ... --enable-exec first"
+  fi
   NETWORK="$(stack_outputs_json "$stack" | jq -c '{awsvpcConfiguration: {
       subnets: [.PrivateSubnet1Id, .PrivateSubnet2Id],
       securityGroups: [.TaskSecurityGroupId],
@@ -109,11 +130,26 @@ ensure_cluster() {
     jq -r '.clusters[0].status // "MISSING"')"
   if [[ $status == ACTIVE ]]; then
     log "cluster ${CLUSTER} exists"
+    ensure_container_insights
     return 0
   fi
-  log "creating cluster ${CLUSTER}"
-  aws_cli ecs create-cluster --cluster-name "$CLUSTER" --output json --tags \
+  log "creating cluster ${CLUSTER} (Container Insights on)"
+  aws_cli ecs create-cluster --cluster-name "$CLUSTER" --output json \
+    --settings name=containerInsights,value=enabled --tags \
     "$(jq -cn --arg key "$CREATED_BY_TAG" --arg stack "$STACK_NAME" '[{key: $key, value: $stack}]')" >/dev/null
+}
+
+# The stack's task alarms read Container Insights' metrics (RunningTaskCount, memory):
+# turned on for a cluster that has it off ("enhanced" counts as on).
+ensure_container_insights() {
+  local setting
+  setting="$(aws_cli ecs describe-clusters --clusters "$CLUSTER" --include SETTINGS --output json |
+    jq -r '[.clusters[0].settings[]? | select(.name == "containerInsights") | .value][0] // "disabled"')"
+  [[ $setting == disabled ]] || return 0
+  log "turning on Container Insights for cluster ${CLUSTER} (the stack's alarms need it)"
+  aws_cli ecs update-cluster-settings --cluster "$CLUSTER" --settings name=containerInsights,value=enabled \
+    >/dev/null 2>&1 ||
+    warn "could not turn on Container Insights for cluster ${CLUSTER}: the no-running-task and memory alarms see no data"
 }
 
 # The first CreateService of an account fails until ECS's service-linked role exists (ECS
@@ -153,13 +189,19 @@ latest_task_definition() {
 # the new task beside the old one, and the new MongoDB then waits forever for the data
 # directory the old one holds on EFS, so every update hangs. 0 %/100 % stops the old task
 # first (a short outage per rollout); the circuit breaker rolls a failing revision back.
+# With a load balancer the service registers the task's ui container by IP in the stack's
+# target group; an update without one detaches it (an empty list).
 service_input() { # create|update TASK_DEFINITION_ARN
   jq -n --arg mode "$1" --arg cluster "$CLUSTER" --arg service "$SERVICE" --arg td "$2" \
-    --argjson network "$NETWORK" '
+    --argjson network "$NETWORK" --argjson exec "$ENABLE_EXEC" --arg tg "$TARGET_GROUP" \
+    --argjson grace "$HEALTH_CHECK_GRACE_SECONDS" '
     {cluster: $cluster, taskDefinition: $td, desiredCount: 1, platformVersion: "LATEST",
      deploymentConfiguration: {minimumHealthyPercent: 0, maximumPercent: 100,
        deploymentCircuitBreaker: {enable: true, rollback: true}},
-     networkConfiguration: $network, enableExecuteCommand: false}
+     networkConfiguration: $network, enableExecuteCommand: $exec}
+    + if $tg != "" then {loadBalancers: [{targetGroupArn: $tg, containerName: "ui", containerPort: 3000}],
+                         healthCheckGracePeriodSeconds: $grace}
+      elif $mode == "update" then {loadBalancers: []} else {} end
     + if $mode == "create"
       then {serviceName: $service, launchType: "FARGATE", schedulingStrategy: "REPLICA"}
       else {service: $service} end'
@@ -281,7 +323,9 @@ print_result() { # TASK_DEFINITION_ARN
   printf '\nService   %s (cluster %s)\n' "$SERVICE" "$CLUSTER"
   printf 'Task def  %s\n' "$1"
   printf 'Task IP   %s\n' "$ip"
-  if [[ $ip == unknown* ]]; then
+  if [[ -n $LOAD_BALANCER_URL ]]; then
+    printf 'UI        %s (load balancer; point your DNS name at it)\n' "$LOAD_BALANCER_URL"
+  elif [[ $ip == unknown* ]]; then
     printf 'UI        https://<task private IP>:%s (once the task runs)\n' "$UI_PORT"
   else
     printf 'UI        https://%s:%s (from a network the UiIngressCidr admits)\n' "$ip" "$UI_PORT"
@@ -317,6 +361,10 @@ main() {
       "$CLUSTER" "$SERVICE" "$(aws_args_text)"
   fi
   print_result "$task_definition"
+  if $ENABLE_EXEC; then
+    printf 'Shell     aws ecs execute-command --cluster %s --task <task id> --container core --interactive --command /bin/sh%s\n' \
+      "$CLUSTER" "$(aws_args_text)"
+  fi
 }
 
 main "$@"

@@ -42,8 +42,11 @@ start_moto() { # NAME ENV
 }
 
 # A stack named NAME with the outputs create-service.sh reads, on a real (moto) VPC.
-create_outputs_stack() { # NAME
-  local vpc subnet1 subnet2 sg
+# EXTRA_OUTPUTS: more outputs as a JSON object {name: value}; ENABLE_EXEC: the value of the
+# stack parameter EnableExec (none when left out), as deploy.sh's stacks have it.
+create_outputs_stack() { # NAME [EXTRA_OUTPUTS] [ENABLE_EXEC]
+  local vpc subnet1 subnet2 sg extra="${2:-}"
+  [[ -n $extra ]] || extra='{}'
   vpc="$(aws ec2 create-vpc --cidr-block 10.42.0.0/16 --query Vpc.VpcId --output text)"
   subnet1="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.1.0/24 \
     --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
@@ -51,10 +54,13 @@ create_outputs_stack() { # NAME
     --availability-zone us-east-1b --query Subnet.SubnetId --output text)"
   sg="$(aws ec2 create-security-group --group-name "$1-task" --description task --vpc-id "$vpc" \
     --query GroupId --output text)"
-  jq -n --arg family "$1-cloud-exchange" --arg s1 "$subnet1" --arg s2 "$subnet2" --arg sg "$sg" '
+  jq -n --arg family "$1-cloud-exchange" --arg s1 "$subnet1" --arg s2 "$subnet2" --arg sg "$sg" \
+    --argjson extra "$extra" --arg exec "${3:-}" '
     {Resources: {Handle: {Type: "AWS::CloudFormation::WaitConditionHandle"}},
-     Outputs: {DefaultClusterName: {Value: $family}, TaskDefinitionFamily: {Value: $family},
-       PrivateSubnet1Id: {Value: $s1}, PrivateSubnet2Id: {Value: $s2}, TaskSecurityGroupId: {Value: $sg}}}' \
+     Outputs: ({DefaultClusterName: {Value: $family}, TaskDefinitionFamily: {Value: $family},
+       PrivateSubnet1Id: {Value: $s1}, PrivateSubnet2Id: {Value: $s2}, TaskSecurityGroupId: {Value: $sg}}
+       + ($extra | map_values({Value: .})))}
+    + if $exec == "" then {} else {Parameters: {EnableExec: {Type: "String", Default: $exec}}} end' \
     >"${BATS_FILE_TMPDIR}/template.json"
   aws cloudformation create-stack --stack-name "$1" \
     --template-body "file://${BATS_FILE_TMPDIR}/template.json" >/dev/null
@@ -257,4 +263,48 @@ setup() {
   [ "$status" -eq 1 ]
   [[ $stderr == *"error: the deployment of ce-cloud-exchange:"*" failed; the circuit breaker rolls the service back to its previous revision"* ]]
   [[ $stderr != *"is not stable after"* ]]
+}
+
+@test "--enable-exec is refused while the stack's EnableExec is off, naming deploy.sh's flag; nothing is created" {
+  register_task_definition ce-cloud-exchange
+  run --separate-stderr "$SCRIPT" --stack-name ce --enable-exec
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"--enable-exec needs the stack parameter EnableExec=true"* ]]
+  [[ $stderr == *"scripts/deploy.sh --stack-name ce ... --enable-exec"* ]]
+  # Refused while reading the stack, before any change.
+  [[ $stderr != *"creating"* && $stderr != *"updating"* ]]
+}
+
+@test "with a load balancer: the ui container joins its target group with a 600 s grace period; Exec on request; Container Insights on" {
+  local vpc tg arn input
+  vpc="$(aws ec2 create-vpc --cidr-block 10.43.0.0/16 --query Vpc.VpcId --output text)"
+  tg="$(aws elbv2 create-target-group --name ce-lb-ui --protocol HTTPS --port 3000 --target-type ip \
+    --vpc-id "$vpc" --query 'TargetGroups[0].TargetGroupArn' --output text)"
+  create_outputs_stack ce-lb "$(jq -cn --arg tg "$tg" '{TargetGroupArn: $tg, LoadBalancerUrl: "https://internal-ce-lb.example"}')" true
+  arn="$(register_task_definition ce-lb-cloud-exchange)"
+  run --separate-stderr "$SCRIPT" --stack-name ce-lb --dry-run --enable-exec
+  [ "$status" -eq 0 ]
+  input="$output"
+  printf '%s' "$input" | python -c 'import json, sys
+import botocore.session
+from botocore.validate import validate_parameters
+model = botocore.session.get_session().get_service_model("ecs")
+validate_parameters(json.load(sys.stdin), model.operation_model("CreateService").input_shape)'
+  jq -e --arg tg "$tg" '.loadBalancers == [{targetGroupArn: $tg, containerName: "ui", containerPort: 3000}]
+    and .healthCheckGracePeriodSeconds == 600 and .enableExecuteCommand == true' <<<"$input"
+  # Without --enable-exec, Exec is off again.
+  run --separate-stderr "$SCRIPT" --stack-name ce-lb --dry-run
+  jq -e '.enableExecuteCommand == false' <<<"$output"
+
+  run --separate-stderr "$SCRIPT" --stack-name ce-lb --enable-exec
+  [ "$status" -eq 0 ]
+  [[ $stderr == *"creating cluster ce-lb-cloud-exchange (Container Insights on)"* ]]
+  [[ $output == *"UI        https://internal-ce-lb.example (load balancer; point your DNS name at it)"* ]]
+  [[ $output == *"aws ecs execute-command --cluster ce-lb-cloud-exchange --task <task id> --container core --interactive --command /bin/sh"* ]]
+  # moto keeps the load balancers but not the grace period or the Exec flag (checked in the
+  # input above).
+  aws ecs describe-services --cluster ce-lb-cloud-exchange --services cloud-exchange | jq -e --arg tg "$tg" '
+    .services[0].loadBalancers == [{targetGroupArn: $tg, containerName: "ui", containerPort: 3000}]'
+  aws ecs describe-clusters --clusters ce-lb-cloud-exchange --include SETTINGS |
+    jq -e '.clusters[0].settings == [{name: "containerInsights", value: "enabled"}]'
 }
