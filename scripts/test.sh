@@ -47,7 +47,7 @@ op_budget() {
   cargo build --locked -p efs-standin -p ce-efs-tree --example apply_tree
   python -m bench.budget --standin target/debug/efs-standin --apply target/debug/examples/apply_tree
 }
-shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bats tests/fixtures/*.sh; }
+shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bash tests/*.bats tests/fixtures/*.sh; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).
 python_lint() { ruff check . && ruff format --check .; }
 lambda_invoke() { tests/lambda-invoke.sh; }
