@@ -231,9 +231,7 @@ print_delete_commands() {
 # nothing, so the way out is to delete the stack while retaining it.
 print_retain_commands() { # STATUS
   local failed
-  failed="$(aws_cli cloudformation describe-stack-resources --stack-name "$STACK_NAME" --output json 2>/dev/null |
-    jq -r '[.StackResources[] | select(.ResourceStatus | endswith("FAILED")) | .LogicalResourceId] | join(" ")' ||
-    true)"
+  failed="$(stack_failed_deletions "$STACK_NAME" 2>/dev/null | jq -rs 'map(.LogicalResourceId) | join(" ")' || true)"
   [[ -n $failed ]] || failed="$EFS_TREE_ID"
   if [[ $1 == ROLLBACK_FAILED ]]; then
     printf 'Delete it; when the deletion ends in DELETE_FAILED, delete it again retaining what failed\n' >&2

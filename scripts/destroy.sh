@@ -130,26 +130,16 @@ delete_stack() { # RETAIN_ID...
     die "stack ${STACK_NAME} is still $(stack_status) after $(duration_text "$TIMEOUT"); it carries on without this script"
 }
 
-# The resources that failed to delete, one JSON line each, with CloudFormation's reason:
-# those whose latest event (describe-stack-events lists newest first) is DELETE_FAILED.
-failed_resources() {
-  aws_cli cloudformation describe-stack-events --stack-name "$STACK_ID" --output json |
-    jq -c '[.StackEvents[] | select(.ResourceType != "AWS::CloudFormation::Stack")]
-      | reduce .[] as $e ({}; if has($e.LogicalResourceId) then . else .[$e.LogicalResourceId] = $e end)
-      | .[] | select(.ResourceStatus == "DELETE_FAILED")
-      | {LogicalResourceId, ResourceType, PhysicalResourceId, ResourceStatusReason}'
-}
-
 remove_stack() {
   local failed ids
   log "deleting stack ${STACK_NAME}"
   delete_stack
   [[ $(stack_status) == DELETE_FAILED ]] || return 0
-  failed="$(failed_resources)"
+  failed="$(stack_failed_deletions "$STACK_ID")"
   [[ -n $failed ]] || die "stack ${STACK_NAME} is DELETE_FAILED, but no resource says why: see aws cloudformation describe-stack-events --stack-name ${STACK_NAME}$(aws_args_text)"
   printf 'The deletion failed on:\n' >&2
   jq -r '"  \(.LogicalResourceId) (\(.ResourceType)): \(.ResourceStatusReason // "no reason given")"' <<<"$failed" >&2
-  jq -c 'select(.ResourceType | startswith("Custom::") | not)' <<<"$failed" >>"${WORK_DIR}/left.jsonl"
+  printf '%s\n' "$failed" >>"${WORK_DIR}/left.jsonl"
   mapfile -t ids < <(jq -r .LogicalResourceId <<<"$failed")
   log "deleting stack ${STACK_NAME} again, retaining ${ids[*]} (a custom resource holds nothing; anything else stays in the account, listed below)"
   delete_stack "${ids[@]}"
@@ -158,14 +148,16 @@ remove_stack() {
 }
 
 # The resources the stack retained on purpose (DeletionPolicy Retain: DELETE_SKIPPED) and
-# those retained because their deletion failed, one JSON line each.
+# those retained because their deletion failed, one JSON line each. A retained custom
+# resource is left out: it exists only in the stack.
 retained_resources() {
   {
     aws_cli cloudformation describe-stack-events --stack-name "$STACK_ID" --output json |
       jq -c '.StackEvents[] | select(.ResourceStatus == "DELETE_SKIPPED")
         | {LogicalResourceId, ResourceType, PhysicalResourceId}'
     cat "${WORK_DIR}/left.jsonl"
-  } | jq -sc 'unique_by(.LogicalResourceId)[] | select((.PhysicalResourceId // "") != "")'
+  } | jq -sc 'unique_by(.LogicalResourceId)[] | select((.PhysicalResourceId // "") != "")
+      | select(.ResourceType | test("^Custom::|^AWS::CloudFormation::CustomResource$") | not)'
 }
 
 # How to delete one retained resource, as a command line.

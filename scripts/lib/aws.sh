@@ -94,3 +94,14 @@ stack_is_usable() { # STATUS
     *) return 1 ;;
   esac
 }
+
+# The resources of a stack whose deletion failed, one JSON line each with CloudFormation's
+# reason: those whose latest event (describe-stack-events lists newest first) is
+# DELETE_FAILED. Events, not describe-stack-resources: they carry the reason.
+stack_failed_deletions() { # STACK_NAME_OR_ID
+  aws_cli cloudformation describe-stack-events --stack-name "$1" --output json |
+    jq -c '[.StackEvents[] | select(.ResourceType != "AWS::CloudFormation::Stack")]
+      | reduce .[] as $e ({}; if has($e.LogicalResourceId) then . else .[$e.LogicalResourceId] = $e end)
+      | .[] | select(.ResourceStatus == "DELETE_FAILED")
+      | {LogicalResourceId, ResourceType, PhysicalResourceId, ResourceStatusReason}'
+}
