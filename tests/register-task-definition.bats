@@ -13,16 +13,12 @@ setup_file() {
   source "${ROOT}/scripts/lib/tools.sh"
   activate_tools
   local port
-  port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  port="$(free_port)"
   moto_server -H 127.0.0.1 -p "$port" >"${BATS_FILE_TMPDIR}/moto.log" 2>&1 &
   echo $! >"${BATS_FILE_TMPDIR}/moto.pid"
   export PATH ROOT AWS_ENDPOINT_URL="http://127.0.0.1:${port}"
-  local tries=0
-  until curl -fs -o /dev/null "${AWS_ENDPOINT_URL}/moto-api/"; do
-    tries=$((tries + 1))
-    [[ $tries -lt 100 ]] || { cat "${BATS_FILE_TMPDIR}/moto.log" >&2; return 1; }
-    sleep 0.1
-  done
+  wait_until 30 0.1 curl -fs -o /dev/null "${AWS_ENDPOINT_URL}/moto-api/" ||
+    { cat "${BATS_FILE_TMPDIR}/moto.log" >&2; return 1; }
 }
 
 teardown_file() {
