@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates or updates the Cloud Exchange stack: builds the EFS-tree Lambda for arm64,
-# packages it to an artifacts bucket, runs create-stack/update-stack and follows the
-# stack's events until it settles, then prints the outputs and the next command.
+# Creates or updates the Cloud Exchange stack: checks the network (subnets, AZs, a route to
+# S3), builds the EFS-tree Lambda for arm64, packages it to an artifacts bucket, runs
+# create-stack/update-stack (after an IMPORT change set of retained data, when asked) and
+# follows the stack's events until it settles, then prints the outputs and the next command.
 #
 # create-stack/update-stack with our own wait loop rather than `aws cloudformation deploy`:
 # the loop streams one line per resource event, explains failures (including the custom
