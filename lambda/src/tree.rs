@@ -615,7 +615,12 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 
 /// Opens the mount point itself, following a symlink there: it is Lambda's, not ours.
 fn open_root(root: &Path) -> Result<OwnedFd, TreeError> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    open_root_with(root, OFlags::empty())
+}
+
+/// [`open_root`] with `extra` flags, e.g. `O_PATH` for a handle only walked through.
+fn open_root_with(root: &Path, extra: OFlags) -> Result<OwnedFd, TreeError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra;
     rfs::open(root, flags, Mode::empty()).map_err(|errno| match errno {
         Errno::NOENT => TreeError::MountMissing {
             root: root.to_owned(),
@@ -795,7 +800,7 @@ fn io_error(path: &str, op: &'static str, source: std::io::Error) -> TreeError {
 /// A symlink, a non-regular or hard-linked file, or a parent that is not a directory
 /// fails as it does in the walk.
 pub fn read_file(root: &Path, path: &RelPath, limit: u64) -> Result<Option<Vec<u8>>, TreeError> {
-    let mut dir = open_root(root)?;
+    let mut dir = open_root_with(root, OFlags::PATH)?;
     let (parent, name) = match path.as_str().rsplit_once('/') {
         Some((parent, name)) => (Some(parent), name),
         None => (None, path.as_str()),
