@@ -238,3 +238,11 @@ path_with() { # COMMAND...
   [[ $stderr == *"scripts/destroy.sh --stack-name ce-stuck"* ]]
   [[ $stderr != *"packaging"* ]]
 }
+
+@test "a creation whose rollback fails (ROLLBACK_FAILED): delete, then delete retaining EfsTree" {
+  run --separate-stderr deploy ce-rbf "${BATS_FILE_TMPDIR}/refuses.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"error: stack ce-rbf ended in ROLLBACK_FAILED."* ]]
+  [[ $stderr == *"Delete it; when the deletion ends in DELETE_FAILED, delete it again retaining what failed"* ]]
+  [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-rbf --retain-resources EfsTree --region us-east-1"* ]]
+}

@@ -11,7 +11,8 @@ source "${BATS_TEST_DIRNAME}/../scripts/lib/tools.sh"
 source "${BATS_TEST_DIRNAME}/../scripts/local/local-aws.sh"
 
 # Starts the local AWS and makes the stand-ins: answers.zip answers SUCCESS, silent.zip
-# never answers, no-delete.zip answers everything but Delete.
+# never answers, no-delete.zip answers everything but Delete, refuses.zip answers FAILED to
+# everything but Delete (which it never answers).
 local_stack_setup_file() {
   ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
   activate_tools
@@ -28,6 +29,8 @@ local_stack_setup_file() {
   sed '/^response_url=/a [ "$(printf "%s" "$event" | jq -r .RequestType)" != Delete ] || exit 0' \
     "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" >"${BATS_FILE_TMPDIR}/no-delete.sh"
   make_zip "${BATS_FILE_TMPDIR}/no-delete.sh" "${BATS_FILE_TMPDIR}/no-delete.zip"
+  sed 's/Status: "SUCCESS"/Status: "FAILED"/' "${BATS_FILE_TMPDIR}/no-delete.sh" >"${BATS_FILE_TMPDIR}/refuses.sh"
+  make_zip "${BATS_FILE_TMPDIR}/refuses.sh" "${BATS_FILE_TMPDIR}/refuses.zip"
 }
 
 local_stack_teardown_file() {
