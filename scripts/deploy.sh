@@ -162,8 +162,13 @@ given_parameter() { # KEY VALUE OPTION
   GIVEN="$(jq -c --arg key "$1" --arg value "$2" '.[$key] = $value' <<<"$GIVEN")"
 }
 
-# The template's parameter names, one per line (the keys two spaces into its Parameters).
+# The template's parameter names, one per line: the keys two spaces into its Parameters
+# (block YAML, as ours is), or its Parameters' keys when it is JSON.
 template_parameters() {
+  if [[ $(head -c 1 "$TEMPLATE") == "{" ]]; then
+    jq -r '.Parameters // {} | keys_unsorted[]' "$TEMPLATE"
+    return
+  fi
   awk '/^[A-Za-z]/ { inside = ($0 ~ /^Parameters:/) } inside && /^  [A-Za-z0-9]+:/ { sub(/^  /, ""); sub(/:.*/, ""); print }' "$TEMPLATE"
 }
 
