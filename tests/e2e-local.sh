@@ -78,13 +78,17 @@ setup() {
 # ------------------------------------------------------------------ templates
 
 # A copy of the repository's scripts and template, with the template's tree changed by a jq
-# filter, so the real deploy.sh deploys the changed tree. JSON is valid YAML for the CLI.
+# filter, so the real deploy.sh deploys the changed tree.
 repo_copy() { # NAME JQ_FILTER [JQ_ARGS...]
   local copy="${WORK_DIR}/$1" filter="$2"
   shift 2
   mkdir -p "${copy}/cfn"
   cp -r "${ROOT}/scripts" "$copy/"
-  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" >"${copy}/cfn/CloudExchangeTemplate.yaml"
+  # Written back as block YAML (intrinsics in their long form), the layout deploy.sh reads
+  # the template's parameter names from.
+  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" |
+    python -c 'import json, sys, yaml; yaml.safe_dump(json.load(sys.stdin), sys.stdout, sort_keys=False, width=1000)' \
+      >"${copy}/cfn/CloudExchangeTemplate.yaml"
   printf '%s\n' "$copy"
 }
 
