@@ -14,10 +14,6 @@ POLL_SECONDS="${CREATE_SERVICE_POLL_SECONDS:-10}"
 UI_PORT=3000
 # Tag on a cluster this script created: scripts/destroy.sh deletes only such a cluster.
 CREATED_BY_TAG="cloud-exchange:created-by"
-# ECS timestamps as "YYYY-MM-DDTHH:MM:SS": AWS CLI v2 prints ISO 8601 strings, v1 prints
-# epoch seconds (numbers), which a string slice would fail on.
-JQ_TIME='def clock: if type == "number" then floor | todate[0:19] elif type == "string" then .[0:19] else "-" end;'
-
 STACK_NAME=""
 CLUSTER=""
 SERVICE="cloud-exchange"
@@ -248,7 +244,7 @@ wait_until_stable() { # TASK_DEFINITION_ARN
   log "waiting for service ${SERVICE} to be stable (up to $(duration_text "$TIMEOUT"))"
   while true; do
     service="$(describe_service)"
-    jq -r "${JQ_TIME}"' .events // [] | reverse | .[] | "\(.id)\t\(.createdAt | clock)\t\(.message)"' <<<"$service" |
+    jq -r -L "${ROOT}/scripts/lib" 'include "time"; .events // [] | reverse | .[] | "\(.id)\t\(.createdAt | clock)\t\(.message)"' <<<"$service" |
       while IFS=$'\t' read -r id at message; do
         grep -qxF -- "$id" "$seen" && continue
         printf '%s\n' "$id" >>"$seen"
@@ -281,7 +277,7 @@ explain_not_stable() { # PROBLEM PROGRESS_LINE
   local stopped
   printf 'error: %s (%s).\n' "$1" "$2" >&2
   printf 'Recent service events:\n' >&2
-  describe_service | jq -r "${JQ_TIME}"' if (.events // []) == [] then "  (none)"
+  describe_service | jq -r -L "${ROOT}/scripts/lib" 'include "time"; if (.events // []) == [] then "  (none)"
     else .events[:5][] | "  \(.createdAt | clock)  \(.message)" end' >&2
   stopped="$(aws_cli ecs list-tasks --cluster "$CLUSTER" --service-name "$SERVICE" \
     --desired-status STOPPED --query 'taskArns[:5]' --output json | jq -r '.[]')"

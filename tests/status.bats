@@ -94,11 +94,11 @@ reasons_after() { # FILTER
 }
 
 @test "fixture: timestamps in every form AWS CLIs print" {
-  run jq -nr -L "${ROOT}/scripts/lib" 'include "status";
+  run jq -nr -L "${ROOT}/scripts/lib" 'include "time";
     [1796000000, 1796000000.987, "1796000000", "2026-11-30T00:53:20Z", "2026-11-30T00:53:20.123456+00:00",
      "2026-11-30T00:53:20+0000", "2026-11-30 00:53:20Z"] | map(epoch) | unique | .[]'
   [ "$output" = "1796000000" ]
-  run jq -nr -L "${ROOT}/scripts/lib" 'include "status"; ["soon", null, {}] | map(epoch) | unique | .[]'
+  run jq -nr -L "${ROOT}/scripts/lib" 'include "time"; ["soon", null, {}] | map(epoch) | unique | .[]'
   [ "$output" = "null" ]
   run jq -nr -L "${ROOT}/scripts/lib" 'include "status"; "soon" | when'
   [ "$output" = "soon" ]

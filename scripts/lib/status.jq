@@ -13,15 +13,7 @@
 # prints them as they came) and as ISO 8601 strings from CLI v2 and from CloudFormation.
 # Used with: jq -L scripts/lib 'include "status"; screen'.
 
-# Epoch seconds of a timestamp (number or ISO 8601 string), or null if it cannot be read.
-def epoch:
-  if type == "number" then floor
-  elif type == "string" then
-    if test("^[0-9]+(\\.[0-9]+)?$") then tonumber | floor
-    else (sub("\\.[0-9]+"; "") | sub("(\\+00:?00|Z)$"; "Z") | sub(" "; "T")
-          | try fromdateiso8601 catch null)
-    end
-  else null end;
+include "time";
 
 # "YYYY-MM-DD HH:MM UTC", or the value as it came when it cannot be read.
 def when:
