@@ -40,12 +40,12 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from bench import chart
 from bench.receiver import Receiver
 from bench.standin import StandInError, mounted
 from bench.trees import TreeError, ce_tree, entry_count, generated_tree, owned_by_runner, verify_tree
+from scripts.local.local_aws.response_url import object_key, presigned_path
 from scripts.local.runtime_api import invoke_once
 
 BENCH = Path(__file__).resolve().parent
@@ -116,19 +116,14 @@ def cfn_event(request_type: str, tree: dict[str, Any], receiver_url: str) -> tup
     request_id = str(uuid.uuid4())
     stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/ce-bench/{uuid.uuid4()}"
     # Shaped like CloudFormation's pre-signed URL: an encoded key and a SigV4 query.
-    path = f"/cloudformation-custom-resource-response-{REGION.replace('-', '')}/" + quote(
-        f"{stack_id}|EfsTree|{request_id}", safe=""
-    )
-    query = (
-        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20250101T000000Z&X-Amz-SignedHeaders=host"
-        f"&X-Amz-Expires=7199&X-Amz-Credential=AKIAEXAMPLE%2F20250101%2F{REGION}%2Fs3%2Faws4_request"
-        "&X-Amz-Signature=" + "0" * 64
-    )
+    prefix = f"/cloudformation-custom-resource-response-{REGION.replace('-', '')}/"
+    path_and_query = presigned_path(prefix, object_key(stack_id, "EfsTree", request_id), style="v4", region=REGION)
+    path = path_and_query.split("?", 1)[0]
     token = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ce-efs-tree"
     event: dict[str, Any] = {
         "RequestType": request_type,
         "ServiceToken": token,
-        "ResponseURL": f"{receiver_url}{path}?{query}",
+        "ResponseURL": f"{receiver_url}{path_and_query}",
         "StackId": stack_id,
         "RequestId": request_id,
         "LogicalResourceId": "EfsTree",
