@@ -8,6 +8,8 @@ from typing import Any
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.efs import models as efs_models
 
+from .templates import after_create, properties_update
+
 
 def _attribute_getter(names: dict[str, str]) -> Any:
     def get_cfn_attribute(self: Any, attribute_name: str) -> Any:
@@ -49,33 +51,17 @@ def install_file_system_policy() -> None:
     AWS::EFS::FileSystem applies FileSystemPolicy on create and on update (no interruption);
     removing the property removes the policy.
     """
-    create = efs_models.FileSystem.create_from_cloudformation_json.__func__
 
-    def create_with_policy(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        file_system = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        policy = cloudformation_json.get("Properties", {}).get("FileSystemPolicy")
-        if policy is not None:
-            _put_policy(file_system, account_id, region_name, policy)
-        return file_system
+    def apply_policy(file_system: Any, properties: dict[str, Any], account_id: str, region_name: str) -> None:
+        if properties.get("FileSystemPolicy") is not None:
+            _put_policy(file_system, account_id, region_name, properties["FileSystemPolicy"])
+
+    after_create(efs_models.FileSystem, apply_policy)
 
     def update_policy(
-        cls: Any,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+        cls: Any, file_system: Any, name: str, properties: dict[str, Any], account: str, region: str
     ) -> Any:
-        policy = cloudformation_json.get("Properties", {}).get("FileSystemPolicy")
-        _put_policy(original_resource, account_id, region_name, policy)
-        return original_resource
+        _put_policy(file_system, account, region, properties.get("FileSystemPolicy"))
+        return file_system
 
-    efs_models.FileSystem.create_from_cloudformation_json = classmethod(create_with_policy)
-    efs_models.FileSystem.update_from_cloudformation_json = classmethod(update_policy)
+    efs_models.FileSystem.update_from_cloudformation_json = properties_update(update_policy)

@@ -16,7 +16,7 @@ from moto.ec2.models import security_groups as sg_models
 from moto.ec2.models import vpcs as vpc_models
 from moto.efs.models import efs_backends
 
-from .templates import register_model
+from .templates import Model, after_create, register_model
 
 NFS_PORT = 2049
 
@@ -43,70 +43,43 @@ def install_group_egress_property() -> None:
     """moto ignores a security group's SecurityGroupEgress property and keeps the default
     allow-all egress rule. In EC2 a VPC group starts with that rule, and CloudFormation
     replaces it by the rules the property lists."""
-    create = sg_models.SecurityGroup.create_from_cloudformation_json.__func__
 
-    def create_with_egress(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        group = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        egress = cloudformation_json.get("Properties", {}).get("SecurityGroupEgress")
-        if egress is not None:
-            backend = ec2_backends[account_id][region_name]
-            group.egress_rules = []
-            for rule in egress:
-                backend.authorize_security_group_egress(
-                    group.id,
-                    str(rule["IpProtocol"]),
-                    rule.get("FromPort"),
-                    rule.get("ToPort"),
-                    _ip_ranges(rule),
-                    source_groups=_peer_group(rule, "DestinationSecurityGroupId"),
-                )
-        return group
+    def replace_egress(group: Any, properties: dict[str, Any], account_id: str, region_name: str) -> None:
+        egress = properties.get("SecurityGroupEgress")
+        if egress is None:
+            return
+        backend = ec2_backends[account_id][region_name]
+        group.egress_rules = []
+        for rule in egress:
+            backend.authorize_security_group_egress(
+                group.id,
+                str(rule["IpProtocol"]),
+                rule.get("FromPort"),
+                rule.get("ToPort"),
+                _ip_ranges(rule),
+                source_groups=_peer_group(rule, "DestinationSecurityGroupId"),
+            )
 
-    sg_models.SecurityGroup.create_from_cloudformation_json = classmethod(create_with_egress)
+    after_create(sg_models.SecurityGroup, replace_egress)
 
 
-class _GroupRule:
-    """One AWS::EC2::SecurityGroupEgress or …Ingress: a rule on its group until deleted."""
+class _GroupRule(Model):
+    """One AWS::EC2::SecurityGroupEgress or …Ingress: a rule on its group until deleted.
+    Ref and Fn::GetAtt Id give the rule's id; any change replaces it (the old rule goes
+    first, as the new one may be the same rule with another description, which EC2 refuses
+    as a duplicate)."""
 
     egress = True
     peer_key = "DestinationSecurityGroupId"
+    attributes = ("Id",)
 
-    def __init__(self, group_id: str, rule_ids: list[str], account_id: str, region_name: str):
+    def __init__(self, group_id: str, rule_ids: list[str]):
         self.group_id = group_id
         self.rule_ids = rule_ids
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+        self.physical_id = rule_ids[0] if rule_ids else ""
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Id"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.rule_ids[0] if self.rule_ids else ""
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        return self.physical_resource_id
-
-    def is_created(self) -> bool:
-        return True
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> _GroupRule:
-        rule = cloudformation_json["Properties"]
+    def create(cls, name: str, rule: dict[str, Any], account_id: str, region_name: str) -> _GroupRule:
         backend = ec2_backends[account_id][region_name]
         authorize = backend.authorize_security_group_egress if cls.egress else backend.authorize_security_group_ingress
         peer = _peer_group(rule, cls.peer_key)
@@ -120,21 +93,7 @@ class _GroupRule:
             _ip_ranges(rule),
             source_groups=peer,
         )
-        return cls(group.id, [r.id for r in rules], account_id, region_name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: _GroupRule,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> _GroupRule:
-        # A rule is replaced as a whole; the old one goes first, as the new one may be the
-        # same rule with another description (EC2 refuses a duplicate).
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls(group.id, [r.id for r in rules])
 
     def delete(self, account_id: str, region_name: str) -> None:
         group = ec2_backends[account_id][region_name].get_security_group_by_name_or_id(self.group_id)
@@ -147,21 +106,15 @@ class _GroupRule:
 
 
 class SecurityGroupEgress(_GroupRule):
+    cfn_type = "AWS::EC2::SecurityGroupEgress"
     egress = True
     peer_key = "DestinationSecurityGroupId"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupEgress"
-
 
 class SecurityGroupIngress(_GroupRule):
+    cfn_type = "AWS::EC2::SecurityGroupIngress"
     egress = False
     peer_key = "SourceSecurityGroupId"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupIngress"
 
 
 def install_group_egress_resource() -> None:
@@ -193,21 +146,11 @@ def keep_function_property(spec_key: str, attribute: str) -> None:
         setattr(self, attribute, spec.get(spec_key))
 
     lambda_models.LambdaFunction.__init__ = init_keeping
-    create = lambda_models.LambdaFunction.create_from_cloudformation_json.__func__
 
-    def create_keeping(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        function = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        setattr(function, attribute, cloudformation_json["Properties"].get(spec_key))
-        return function
+    def keep(function: Any, properties: dict[str, Any], account_id: str, region_name: str) -> None:
+        setattr(function, attribute, properties.get(spec_key))
 
-    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create_keeping)
+    after_create(lambda_models.LambdaFunction, keep)
 
 
 def install_lambda_file_system_configs() -> None:

@@ -13,11 +13,12 @@ from moto.iam.models import iam_backends
 from moto.s3.models import s3_backends
 from moto.sns.models import sns_backends
 
-from .templates import register_model
+from .templates import Model, register_model
 
 
-class _Model:
-    """The CloudFormation interface moto expects of a model; subclasses fill in the work."""
+class _Model(Model):
+    """A resource made by one backend call (``apply``), updated in place by the same call
+    unless ``replaced_by`` says the change needs a new one."""
 
     def __init__(self, physical_id: str, properties: dict[str, Any], account_id: str, region_name: str):
         self.physical_id = physical_id
@@ -25,52 +26,21 @@ class _Model:
         self.account_id = account_id
         self.region_name = region_name
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region_name: str) -> _Model:
+        return cls(cls.apply(properties, account_id, region_name, name), properties, account_id, region_name)
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in cls.attributes
-
-    attributes: tuple[str, ...] = ()
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.physical_id
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        return self.physical_id
-
-    def is_created(self) -> bool:
-        return True
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    def update(
+        cls, original: _Model, name: str, properties: dict[str, Any], account_id: str, region_name: str
     ) -> _Model:
-        properties = cloudformation_json.get("Properties", {})
-        return cls(cls.apply(properties, account_id, region_name, resource_name), properties, account_id, region_name)
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: _Model,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> _Model:
-        properties = cloudformation_json.get("Properties", {})
-        if cls.replaced_by(original_resource.properties, properties):
-            replacement = cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
-            original_resource.delete(account_id, region_name)
+        if cls.replaced_by(original.properties, properties):
+            replacement = cls.create(name, properties, account_id, region_name)
+            original.delete(account_id, region_name)
             return replacement
-        cls.apply(properties, account_id, region_name, original_resource.physical_id)
-        original_resource.properties = properties
-        return original_resource
+        cls.apply(properties, account_id, region_name, original.physical_id)
+        original.properties = properties
+        return original
 
     @classmethod
     def apply(cls, properties: dict[str, Any], account_id: str, region_name: str, name: str) -> str:
@@ -82,9 +52,6 @@ class _Model:
         """Whether changing ``old`` to ``new`` needs a new resource (Update requires: Replacement)."""
         return False
 
-    def delete(self, account_id: str, region_name: str) -> None:
-        raise NotImplementedError
-
 
 def _document(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
@@ -95,9 +62,7 @@ class RolePolicy(_Model):
     Ref gives an id; changing PolicyName or RoleName replaces it.
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-rolepolicy.html"""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::IAM::RolePolicy"
+    cfn_type = "AWS::IAM::RolePolicy"
 
     @classmethod
     def apply(cls, properties: dict[str, Any], account_id: str, region_name: str, name: str) -> str:
@@ -121,9 +86,7 @@ class BucketPolicy(_Model):
     """AWS::S3::BucketPolicy (PutBucketPolicy / DeleteBucketPolicy); changing Bucket replaces it.
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-s3-bucketpolicy.html"""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
+    cfn_type = "AWS::S3::BucketPolicy"
 
     @classmethod
     def apply(cls, properties: dict[str, Any], account_id: str, region_name: str, name: str) -> str:
@@ -146,9 +109,7 @@ class Subscription(_Model):
     replaces it.
     https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sns-subscription.html"""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::Subscription"
+    cfn_type = "AWS::SNS::Subscription"
 
     @classmethod
     def apply(cls, properties: dict[str, Any], account_id: str, region_name: str, name: str) -> str:
@@ -209,9 +170,7 @@ class Alarm(_Model):
 
     attributes = ("Arn",)
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
+    cfn_type = "AWS::CloudWatch::Alarm"
 
     @classmethod
     def apply(cls, properties: dict[str, Any], account_id: str, region_name: str, name: str) -> str:

@@ -10,36 +10,24 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.secretsmanager.models import secretsmanager_backends
 
-from .templates import register_model
+from .templates import Model, register_model
 
 
-class Secret:
+class Secret(Model):
     """AWS::SecretsManager::Secret: Ref and Fn::GetAtt Id give the ARN, as in CloudFormation.
 
     GenerateSecretString uses moto's GetRandomPassword, so the value is a real random one;
     the value changes on update only when its definition does.
     """
 
+    cfn_type = "AWS::SecretsManager::Secret"
+    name_type = "Name"
+    attributes = ("Id",)
+
     def __init__(self, arn: str, name: str, properties: dict[str, Any]):
-        self.arn = arn
+        self.arn = self.physical_id = arn
         self.name = name
         self.properties = properties
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SecretsManager::Secret"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Id"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
 
     def get_cfn_attribute(self, attribute_name: str) -> str:
         if attribute_name != "Id":
@@ -74,19 +62,11 @@ class Secret:
         return json.dumps(value)
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Secret:
-        properties = cloudformation_json["Properties"]
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region_name: str) -> Secret:
         backend = secretsmanager_backends[account_id][region_name]
         created = json.loads(
             backend.create_secret(
-                name=resource_name,
+                name=name,
                 secret_string=cls._value(backend, properties),
                 secret_binary=None,
                 description=properties.get("Description"),
@@ -97,38 +77,28 @@ class Secret:
                 force_overwrite=False,
             )
         )
-        return cls(created["ARN"], resource_name, properties)
+        return cls(created["ARN"], name, properties)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: Secret,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
+    def update(
+        cls, original: Secret, name: str, properties: dict[str, Any], account_id: str, region_name: str
     ) -> Secret:
-        properties = cloudformation_json["Properties"]
-        if properties.get("Name", original_resource.name) != original_resource.name:
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-        old = original_resource.properties
+        if properties.get("Name", original.name) != original.name:
+            return super().update(original, name, properties, account_id, region_name)
+        old = original.properties
         if (properties.get("SecretString"), properties.get("GenerateSecretString")) != (
             old.get("SecretString"),
             old.get("GenerateSecretString"),
         ):
             backend = secretsmanager_backends[account_id][region_name]
             backend.put_secret_value(
-                original_resource.arn, cls._value(backend, properties), None, str(uuid.uuid4()), ["AWSCURRENT"]
+                original.arn, cls._value(backend, properties), None, str(uuid.uuid4()), ["AWSCURRENT"]
             )
-        original_resource.properties = properties
-        return original_resource
+        original.properties = properties
+        return original
 
     def delete(self, account_id: str, region_name: str) -> None:
         secretsmanager_backends[account_id][region_name].delete_secret(self.arn, None, True)
-
-    def is_created(self) -> bool:
-        return True
 
 
 def install_secret_resource() -> None:
