@@ -12,6 +12,11 @@ from typing import Any
 
 REGION = "us-east-1"
 
+# The types of conftest.py's fixtures, named once for the tests' signatures.
+Aws = Callable[[str], Any]
+Deploy = Callable[..., dict[str, Any]]
+Network = Callable[..., dict[str, Any]]
+
 # A stand-in for a custom resource's function (standard library only, so no build): takes
 # one event from the Lambda Runtime API, writes it to $RECORD_DIR (with the AWS_LAMBDA_LOG_*
 # variables under _logging), answers $ANSWER_STATUS

@@ -3,7 +3,6 @@ lambda-logging-config."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from scripts.local.local_aws import custom_resources, response_url
 from tests.emulator.conftest import MAX_SERVICE_TIMEOUT_S
-from tests.emulator.support import failures, function_resource, outputs, recorded, unique
+from tests.emulator.support import Aws, Deploy, Network, failures, function_resource, outputs, recorded, unique
 
 
 def custom_template(
@@ -37,9 +36,7 @@ def custom_template(
     }
 
 
-def test_custom_resource_lifecycle(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_custom_resource_lifecycle(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     name = unique("custom")
     stack = deploy(custom_template(code_bucket, record_dir, "one"), name=name)
     assert stack["StackStatus"] == "CREATE_COMPLETE", failures(aws, name)
@@ -58,11 +55,7 @@ def test_custom_resource_lifecycle(
 
 
 def test_response_url(
-    deploy: Callable[..., dict[str, Any]],
-    aws: Callable[[str], Any],
-    network: Callable[..., dict[str, Any]],
-    code_bucket: dict[str, str],
-    record_dir: Path,
+    deploy: Deploy, aws: Aws, network: Network, code_bucket: dict[str, str], record_dir: Path
 ) -> None:
     # Shaped like CloudFormation's: the whole key percent-encoded, used byte for byte.
     responses = custom_resources._Responses()
@@ -96,12 +89,7 @@ def test_response_url(
     ("declared", "waited"), [(None, MAX_SERVICE_TIMEOUT_S), ("300", MAX_SERVICE_TIMEOUT_S), ("0.25", 0.25)]
 )
 def test_service_timeout(
-    declared: str | None,
-    waited: float,
-    deploy: Callable[..., dict[str, Any]],
-    aws: Callable[[str], Any],
-    code_bucket: dict[str, str],
-    record_dir: Path,
+    declared: str | None, waited: float, deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path
 ) -> None:
     properties = {} if declared is None else {"ServiceTimeout": declared}
     assert custom_resources.service_timeout_s(properties) == waited
@@ -115,9 +103,7 @@ def test_service_timeout(
     assert "the function ended (response) without one" in reason
 
 
-def test_lambda_logging_config(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_lambda_logging_config(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     group = "/ce/" + unique("efs-tree")
     logging = {"LogFormat": "JSON", "ApplicationLogLevel": "WARN", "SystemLogLevel": "WARN", "LogGroup": group}
     stack = deploy(custom_template(code_bucket, record_dir, extra={"LoggingConfig": logging}))

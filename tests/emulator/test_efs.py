@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from tests.emulator.support import outputs, unique
+from tests.emulator.support import Aws, Deploy, outputs, unique
 
 
 def _file_system(policy_principal: str | None = None) -> dict[str, Any]:
@@ -38,7 +37,7 @@ def _template(policy_principal: str | None = None) -> dict[str, Any]:
     }
 
 
-def test_efs_getatt(deploy: Callable[..., dict[str, Any]]) -> None:
+def test_efs_getatt(deploy: Deploy) -> None:
     stack = deploy(_template())
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     out = outputs(stack)
@@ -47,12 +46,12 @@ def test_efs_getatt(deploy: Callable[..., dict[str, Any]]) -> None:
     assert out["ApArn"].endswith(f":access-point/{out['ApId']}")
 
 
-def test_efs_access_point_ref(deploy: Callable[..., dict[str, Any]]) -> None:
+def test_efs_access_point_ref(deploy: Deploy) -> None:
     out = outputs(deploy(_template()))
     assert out["ApRef"].startswith("fsap-") and out["ApRef"] == out["ApId"]
 
 
-def test_efs_file_system_policy(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_efs_file_system_policy(deploy: Deploy, aws: Aws) -> None:
     name = unique("efs-policy")
     first, second = "arn:aws:iam::123456789012:role/first", "arn:aws:iam::123456789012:role/second"
     fs_id = outputs(deploy(_template(first), name=name))["FsId"]

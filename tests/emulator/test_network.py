@@ -3,57 +3,52 @@ vpc-endpoint-delete, lambda-file-system-configs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.emulator.support import failures, function_resource, outputs, recorded, unique
+from tests.emulator.support import Aws, Deploy, Network, failures, function_resource, outputs, recorded, unique
+
+HTTPS_OUT = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"}]
+
+
+def _group(description: str, vpc: str, egress: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"GroupDescription": description, "VpcId": vpc}
+    if egress is not None:
+        properties["SecurityGroupEgress"] = egress
+    return {"Type": "AWS::EC2::SecurityGroup", "Properties": properties}
+
+
+def _nfs_rule(direction: str, group: str, peer: str) -> dict[str, Any]:
+    """An AWS::EC2::SecurityGroupEgress or …Ingress (``direction``) letting NFS from the
+    group ``group`` out to, or in from, the group ``peer`` (logical ids)."""
+    peer_key = "DestinationSecurityGroupId" if direction == "Egress" else "SourceSecurityGroupId"
+    return {
+        "Type": f"AWS::EC2::SecurityGroup{direction}",
+        "Properties": {
+            "GroupId": {"Ref": group},
+            "IpProtocol": "tcp",
+            "FromPort": 2049,
+            "ToPort": 2049,
+            peer_key: {"Ref": peer},
+        },
+    }
 
 
 def _groups(vpc: str, rules: dict[str, Any] | None = None) -> dict[str, Any]:
-    resources: dict[str, Any] = {
-        "Client": {
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "client",
-                "VpcId": vpc,
-                "SecurityGroupEgress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"}],
-            },
-        },
-        "Server": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "server", "VpcId": vpc}},
-    }
-    resources.update(rules or {})
+    resources = {"Client": _group("client", vpc, HTTPS_OUT), "Server": _group("server", vpc), **(rules or {})}
     return {
         "Resources": resources,
         "Outputs": {"Client": {"Value": {"Ref": "Client"}}, "Server": {"Value": {"Ref": "Server"}}},
     }
 
 
-NFS_OUT = {
-    "Type": "AWS::EC2::SecurityGroupEgress",
-    "Properties": {
-        "GroupId": {"Ref": "Client"},
-        "IpProtocol": "tcp",
-        "FromPort": 2049,
-        "ToPort": 2049,
-        "DestinationSecurityGroupId": {"Ref": "Server"},
-    },
-}
-NFS_IN = {
-    "Type": "AWS::EC2::SecurityGroupIngress",
-    "Properties": {
-        "GroupId": {"Ref": "Server"},
-        "IpProtocol": "tcp",
-        "FromPort": 2049,
-        "ToPort": 2049,
-        "SourceSecurityGroupId": {"Ref": "Client"},
-    },
-}
+NFS_OUT = _nfs_rule("Egress", "Client", "Server")
+NFS_IN = _nfs_rule("Ingress", "Server", "Client")
 
 
-def _rules(aws: Callable[[str], Any], group: str, direction: str) -> list[tuple[Any, ...]]:
+def _rules(aws: Aws, group: str, direction: str) -> list[tuple[Any, ...]]:
     found = aws("ec2").describe_security_groups(GroupIds=[group])["SecurityGroups"][0][direction]
     return sorted(
         (
@@ -66,18 +61,14 @@ def _rules(aws: Callable[[str], Any], group: str, direction: str) -> list[tuple[
     )
 
 
-def test_group_egress_property(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], network: Callable[..., dict[str, Any]]
-) -> None:
+def test_group_egress_property(deploy: Deploy, aws: Aws, network: Network) -> None:
     out = outputs(deploy(_groups(network()["vpc"])))
     assert _rules(aws, out["Client"], "IpPermissionsEgress") == [("tcp", 443, (), ("0.0.0.0/0",))]
     # A group without the property keeps EC2's default rule.
     assert _rules(aws, out["Server"], "IpPermissionsEgress") == [("-1", None, (), ("0.0.0.0/0",))]
 
 
-def test_group_egress_resource(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], network: Callable[..., dict[str, Any]]
-) -> None:
+def test_group_egress_resource(deploy: Deploy, aws: Aws, network: Network) -> None:
     vpc, name = network()["vpc"], unique("egress")
     out = outputs(deploy(_groups(vpc, {"NfsOut": NFS_OUT}), name=name))
     assert ("tcp", 2049, (out["Server"],), ()) in _rules(aws, out["Client"], "IpPermissionsEgress")
@@ -85,9 +76,7 @@ def test_group_egress_resource(
     assert _rules(aws, out["Client"], "IpPermissionsEgress") == [("tcp", 443, (), ("0.0.0.0/0",))]
 
 
-def test_group_ingress_delete(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], network: Callable[..., dict[str, Any]]
-) -> None:
+def test_group_ingress_delete(deploy: Deploy, aws: Aws, network: Network) -> None:
     vpc, name = network()["vpc"], unique("ingress")
     out = outputs(deploy(_groups(vpc, {"NfsIn": NFS_IN}), name=name))
     assert _rules(aws, out["Server"], "IpPermissions") == [("tcp", 2049, (out["Client"],), ())]
@@ -95,9 +84,7 @@ def test_group_ingress_delete(
     assert _rules(aws, out["Server"], "IpPermissions") == []
 
 
-def test_vpc_endpoint_delete(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], network: Callable[..., dict[str, Any]]
-) -> None:
+def test_vpc_endpoint_delete(deploy: Deploy, aws: Aws, network: Network) -> None:
     net = network(nat=False)
     stack = deploy(
         {
@@ -134,60 +121,23 @@ def efs_function_template(
     """A function on an EFS access point in the network's two subnets, backing a custom
     resource, with the mount targets and NFS rules it needs; ``drop`` leaves some out."""
     resources: dict[str, Any] = {
-        "FunctionGroup": {
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "function",
-                "VpcId": net["vpc"],
-                "SecurityGroupEgress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"}],
-            },
-        },
-        "EfsGroup": {
-            "Type": "AWS::EC2::SecurityGroup",
-            "Properties": {
-                "GroupDescription": "efs",
-                "VpcId": net["vpc"],
-                "SecurityGroupEgress": [
-                    {"IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32"}
-                ],
-            },
-        },
-        "NfsOut": {
-            "Type": "AWS::EC2::SecurityGroupEgress",
-            "Properties": {
-                "GroupId": {"Ref": "FunctionGroup"},
-                "IpProtocol": "tcp",
-                "FromPort": 2049,
-                "ToPort": 2049,
-                "DestinationSecurityGroupId": {"Ref": "EfsGroup"},
-            },
-        },
-        "NfsIn": {
-            "Type": "AWS::EC2::SecurityGroupIngress",
-            "Properties": {
-                "GroupId": {"Ref": "EfsGroup"},
-                "IpProtocol": "tcp",
-                "FromPort": 2049,
-                "ToPort": 2049,
-                "SourceSecurityGroupId": {"Ref": "FunctionGroup"},
-            },
-        },
+        "FunctionGroup": _group("function", net["vpc"], HTTPS_OUT),
+        "EfsGroup": _group(
+            "efs", net["vpc"], [{"IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32"}]
+        ),
+        "NfsOut": _nfs_rule("Egress", "FunctionGroup", "EfsGroup"),
+        "NfsIn": _nfs_rule("Ingress", "EfsGroup", "FunctionGroup"),
         "Fs": {"Type": "AWS::EFS::FileSystem", "Properties": {"Encrypted": True}},
-        "Target1": {
-            "Type": "AWS::EFS::MountTarget",
-            "Properties": {
-                "FileSystemId": {"Ref": "Fs"},
-                "SubnetId": net["subnets"][0],
-                "SecurityGroups": [{"Ref": "EfsGroup"}],
-            },
-        },
-        "Target2": {
-            "Type": "AWS::EFS::MountTarget",
-            "Properties": {
-                "FileSystemId": {"Ref": "Fs"},
-                "SubnetId": net["subnets"][1],
-                "SecurityGroups": [{"Ref": "EfsGroup"}],
-            },
+        **{
+            f"Target{n}": {
+                "Type": "AWS::EFS::MountTarget",
+                "Properties": {
+                    "FileSystemId": {"Ref": "Fs"},
+                    "SubnetId": subnet,
+                    "SecurityGroups": [{"Ref": "EfsGroup"}],
+                },
+            }
+            for n, subnet in enumerate(net["subnets"][:2], start=1)
         },
         "Ap": {"Type": "AWS::EFS::AccessPoint", "Properties": {"FileSystemId": {"Ref": "Fs"}}},
         "Function": function_resource(
@@ -213,12 +163,7 @@ def efs_function_template(
     "drop", [(), ("Target2",), ("NfsOut",), ("NfsIn",)], ids=["reachable", "no-mount-target", "no-egress", "no-ingress"]
 )
 def test_lambda_file_system_configs(
-    drop: tuple[str, ...],
-    deploy: Callable[..., dict[str, Any]],
-    aws: Callable[[str], Any],
-    network: Callable[..., dict[str, Any]],
-    code_bucket: dict[str, str],
-    record_dir: Path,
+    drop: tuple[str, ...], deploy: Deploy, aws: Aws, network: Network, code_bucket: dict[str, str], record_dir: Path
 ) -> None:
     stack = deploy(efs_function_template(network(), code_bucket, record_dir, drop))
     if not drop:

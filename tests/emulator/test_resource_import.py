@@ -4,16 +4,15 @@ a retained file system and secret into a new stack."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
 import pytest
 
-from tests.emulator.support import events, outputs, unique
+from tests.emulator.support import Aws, Deploy, events, outputs, unique
 
 
-def _retained(aws: Callable[[str], Any]) -> tuple[str, str]:
+def _retained(aws: Aws) -> tuple[str, str]:
     """A file system and a secret left behind by a deleted stack."""
     fs_id = aws("efs").create_file_system(CreationToken=unique("fs"), Encrypted=True)["FileSystemId"]
     secret = aws("secretsmanager").create_secret(Name=unique("maintenance"), SecretString='{"password": "kept"}')
@@ -64,7 +63,7 @@ def _create_import(cfn: Any, name: str, template: dict[str, Any], to_import: lis
     )
 
 
-def test_import_change_sets(aws: Callable[[str], Any], deploy: Callable[..., dict[str, Any]]) -> None:
+def test_import_change_sets(aws: Aws, deploy: Deploy) -> None:
     cfn, efs = aws("cloudformation"), aws("efs")
     fs_id, secret_arn = _retained(aws)
     name = unique("imported")
@@ -118,7 +117,7 @@ def test_import_change_sets(aws: Callable[[str], Any], deploy: Callable[..., dic
 @pytest.mark.parametrize(
     "fault", ["no-deletion-policy", "other-resource", "unsupported-type", "wrong-identifier-key", "outputs"]
 )
-def test_import_change_sets_refusals(fault: str, aws: Callable[[str], Any]) -> None:
+def test_import_change_sets_refusals(fault: str, aws: Aws) -> None:
     cfn = aws("cloudformation")
     fs_id, secret_arn = _retained(aws)
     template, to_import = json.loads(json.dumps(IMPORT_TEMPLATE)), _to_import(fs_id, secret_arn)
@@ -157,7 +156,7 @@ def test_import_change_sets_refusals(fault: str, aws: Callable[[str], Any]) -> N
 
 
 @pytest.mark.parametrize("fault", ["unknown-identifier", "already-in-a-stack"])
-def test_import_change_sets_failed(fault: str, aws: Callable[[str], Any]) -> None:
+def test_import_change_sets_failed(fault: str, aws: Aws) -> None:
     cfn = aws("cloudformation")
     fs_id, secret_arn = _retained(aws)
     if fault == "unknown-identifier":

@@ -4,13 +4,11 @@ skips in templates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 import botocore.exceptions
 import pytest
 
-from tests.emulator.support import failures, outputs, unique
+from tests.emulator.support import Aws, Deploy, failures, outputs, unique
 
 TRUST = {
     "Version": "2012-10-17",
@@ -19,7 +17,7 @@ TRUST = {
 READ = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 
 
-def test_role_policy(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_role_policy(deploy: Deploy, aws: Aws) -> None:
     stack = deploy(
         {
             "Resources": {
@@ -44,7 +42,7 @@ def test_role_policy(deploy: Callable[..., dict[str, Any]], aws: Callable[[str],
         iam.get_role(RoleName=role)
 
 
-def test_bucket_policy(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_bucket_policy(deploy: Deploy, aws: Aws) -> None:
     bucket = unique("logs")
     policy = {
         "Version": "2012-10-17",
@@ -73,7 +71,7 @@ def test_bucket_policy(deploy: Callable[..., dict[str, Any]], aws: Callable[[str
     assert json.loads(aws("s3").get_bucket_policy(Bucket=bucket)["Policy"]) == policy
 
 
-def test_sns_subscription(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_sns_subscription(deploy: Deploy, aws: Aws) -> None:
     stack = deploy(
         {
             "Resources": {
@@ -94,7 +92,7 @@ def test_sns_subscription(deploy: Callable[..., dict[str, Any]], aws: Callable[[
     assert out["Mail"] not in [s["SubscriptionArn"] for s in aws("sns").list_subscriptions()["Subscriptions"]]
 
 
-def test_cloudwatch_alarm(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_cloudwatch_alarm(deploy: Deploy, aws: Aws) -> None:
     name = unique("memory-high")
     used = {
         "Namespace": "ECS/ContainerInsights",

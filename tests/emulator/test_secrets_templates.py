@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
-from tests.emulator.support import outputs, unique
+from tests.emulator.support import Aws, Deploy, outputs, unique
 
 SECRET = {
     "Type": "AWS::SecretsManager::Secret",
@@ -21,7 +19,7 @@ SECRET = {
 }
 
 
-def test_secret_resource(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_secret_resource(deploy: Deploy, aws: Aws) -> None:
     stack = deploy(
         {
             "Resources": {"Secret": SECRET},
@@ -35,7 +33,7 @@ def test_secret_resource(deploy: Callable[..., dict[str, Any]], aws: Callable[[s
     assert len(value["password"]) == 24 and value["password"].isalnum()
 
 
-def test_dynamic_references(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_dynamic_references(deploy: Deploy, aws: Aws) -> None:
     stack = deploy(
         {
             "Resources": {
@@ -56,7 +54,7 @@ def test_dynamic_references(deploy: Callable[..., dict[str, Any]], aws: Callable
     assert parameter["Value"] == "user=ce"
 
 
-def test_no_value_in_lists(deploy: Callable[..., dict[str, Any]]) -> None:
+def test_no_value_in_lists(deploy: Deploy) -> None:
     stack = deploy(
         {
             "Conditions": {"Never": {"Fn::Equals": ["a", "b"]}},

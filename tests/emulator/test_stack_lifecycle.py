@@ -4,7 +4,6 @@ delete-failed-kept, frozen-when-gone, no-updates."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import botocore.exceptions
 import pytest
 
 from scripts.local.local_aws.stack_lifecycle import deletion_steps
-from tests.emulator.support import events, failures, function_resource, recorded, unique
+from tests.emulator.support import Aws, Deploy, events, failures, function_resource, recorded, unique
 
 
 def _custom(
@@ -34,9 +33,7 @@ def _custom(
     }
 
 
-def test_resource_events(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_resource_events(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     stack = deploy(_custom(code_bucket, record_dir))
     seen = [(logical, status) for logical, status, _ in events(aws, stack["StackId"])]
     for logical in ("Group", "Function", "Custom"):
@@ -44,9 +41,7 @@ def test_resource_events(
     assert seen.index(("Function", "CREATE_COMPLETE")) < seen.index(("Custom", "CREATE_IN_PROGRESS"))
 
 
-def test_create_rollback(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_create_rollback(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     stack = deploy(_custom(code_bucket, record_dir, environment={"FAIL_ON": "Create"}))
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
     seen = [(logical, status) for logical, status, _ in events(aws, stack["StackId"])]
@@ -55,9 +50,7 @@ def test_create_rollback(
     assert "Outputs" not in stack
 
 
-def test_update_rollback(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_update_rollback(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     name, refuses_two = unique("update"), {"FAIL_VALUE": "two"}
     deploy(_custom(code_bucket, record_dir, "one", refuses_two), name=name)
     stack = deploy(_custom(code_bucket, record_dir, "two", refuses_two), name=name, update=True)
@@ -72,7 +65,7 @@ def test_update_rollback(
     assert stack["StackStatus"] == "UPDATE_ROLLBACK_FAILED"
 
 
-def test_deletion_order(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_deletion_order(deploy: Deploy, aws: Aws) -> None:
     # Reverse dependencies, in waves: Ref, Fn::GetAtt, Fn::Sub (not ${!Literal}), DependsOn,
     # a Ref in Metadata; a resource goes once everything that depends on it is gone.
     resources = {
@@ -100,9 +93,7 @@ def test_deletion_order(deploy: Callable[..., dict[str, Any]], aws: Callable[[st
     assert aws("ssm").get_parameter(Name=kept["Properties"]["Name"])["Parameter"]["Value"] == "v"
 
 
-def test_delete_failed_kept(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_delete_failed_kept(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     name = unique("kept")
     deploy(_custom(code_bucket, record_dir, environment={"FAIL_ON": "Delete"}), name=name)
     aws("cloudformation").delete_stack(StackName=name)
@@ -115,9 +106,7 @@ def test_delete_failed_kept(
     assert ("Function", "DELETE_IN_PROGRESS") not in seen
 
 
-def test_frozen_when_gone(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_frozen_when_gone(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     stack = deploy(_custom(code_bucket, record_dir))
     cfn = aws("cloudformation")
     cfn.delete_stack(StackName=stack["StackId"])
@@ -127,7 +116,7 @@ def test_frozen_when_gone(
     assert [e["RequestType"] for e in recorded(record_dir)] == ["Create", "Delete"]  # no Create again
 
 
-def test_no_updates(deploy: Callable[..., dict[str, Any]]) -> None:
+def test_no_updates(deploy: Deploy) -> None:
     name = unique("same")
     template = {
         "Parameters": {"P": {"Type": "String", "Default": "a"}},
@@ -143,7 +132,7 @@ def test_no_updates(deploy: Callable[..., dict[str, Any]]) -> None:
         deploy(json.loads(json.dumps(template)), name=name, update=True)
 
 
-def test_conditional_updates(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_conditional_updates(deploy: Deploy, aws: Aws) -> None:
     name, parameter = unique("conditional"), unique("conditional")
     template = {
         "Parameters": {"Wanted": {"Type": "String"}},
@@ -177,7 +166,7 @@ def test_conditional_updates(deploy: Callable[..., dict[str, Any]], aws: Callabl
     assert not exists()
 
 
-def test_sub_parameter_updates(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_sub_parameter_updates(deploy: Deploy, aws: Aws) -> None:
     name, parameter = unique("sub"), unique("sub")
     template = {
         "Parameters": {"Env": {"Type": "String"}},
@@ -193,7 +182,7 @@ def test_sub_parameter_updates(deploy: Callable[..., dict[str, Any]], aws: Calla
     assert aws("ssm").get_parameter(Name=parameter)["Parameter"]["Value"] == "two-cloud-exchange"
 
 
-def test_parameter_values(deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any]) -> None:
+def test_parameter_values(deploy: Deploy, aws: Aws) -> None:
     name = unique("params")
     template = {
         "Parameters": {
@@ -234,9 +223,7 @@ def test_parameter_values(deploy: Callable[..., dict[str, Any]], aws: Callable[[
         )
 
 
-def test_retain_resources(
-    deploy: Callable[..., dict[str, Any]], aws: Callable[[str], Any], code_bucket: dict[str, str], record_dir: Path
-) -> None:
+def test_retain_resources(deploy: Deploy, aws: Aws, code_bucket: dict[str, str], record_dir: Path) -> None:
     name, cfn = unique("retain"), aws("cloudformation")
     deploy(_custom(code_bucket, record_dir, environment={"FAIL_ON": "Delete"}), name=name)
     with pytest.raises(botocore.exceptions.ClientError, match="only be specified when stack is in DELETE_FAILED"):

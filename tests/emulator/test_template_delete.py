@@ -10,14 +10,13 @@ together with EfsTree, and ends DELETE_FAILED, as it would in AWS.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import decode
 
-from tests.emulator.support import events, failures, recorded, unique
+from tests.emulator.support import Aws, Deploy, Network, events, failures, recorded, unique
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "cfn" / "CloudExchangeTemplate.yaml"
 
@@ -56,12 +55,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_template_delete(
-    case: str,
-    aws: Callable[[str], Any],
-    deploy: Callable[..., dict[str, Any]],
-    network: Callable[..., dict[str, Any]],
-    code_bucket: dict[str, str],
-    record_dir: Path,
+    case: str, aws: Aws, deploy: Deploy, network: Network, code_bucket: dict[str, str], record_dir: Path
 ) -> None:
     route, removed, reason, handler_ran = CASES[case]
     net = network(nat=route == "nat")
