@@ -12,8 +12,6 @@ source "${ROOT}/scripts/lib/init.sh"
 POLL_SECONDS="${CREATE_SERVICE_POLL_SECONDS:-10}"
 # CE's UI listens on 3000 and serves HTTPS (its certificate lives on the ssl_certs volume).
 UI_PORT=3000
-# Tag on a cluster this script created: scripts/destroy.sh deletes only such a cluster.
-CREATED_BY_TAG="cloud-exchange:created-by"
 STACK_NAME=""
 CLUSTER=""
 SERVICE="cloud-exchange"
@@ -87,9 +85,7 @@ parse_args() {
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  [[ $SERVICE =~ ^[A-Za-z][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--service is not a valid service name: $SERVICE"
-  [[ -z $CLUSTER || $CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$ ]] ||
-    usage_error "--cluster is not a valid cluster name: $CLUSTER"
+  check_service_names "$SERVICE" "$CLUSTER"
   is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
 }
 
@@ -132,7 +128,7 @@ ensure_cluster() {
   log "creating cluster ${CLUSTER} (Container Insights on)"
   aws_cli ecs create-cluster --cluster-name "$CLUSTER" --output json \
     --settings name=containerInsights,value=enabled --tags \
-    "$(jq -cn --arg key "$CREATED_BY_TAG" --arg stack "$STACK_NAME" '[{key: $key, value: $stack}]')" >/dev/null
+    "$(jq -cn --arg key "$CLUSTER_CREATED_BY_TAG" --arg stack "$STACK_NAME" '[{key: $key, value: $stack}]')" >/dev/null
 }
 
 # The stack's task alarms read Container Insights' metrics (RunningTaskCount, memory):

@@ -12,8 +12,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib/init.sh"
 
 POLL_SECONDS="${DESTROY_POLL_SECONDS:-5}"
-# The tag create-service.sh puts on a cluster it creates; its value is the stack's name.
-CREATED_BY_TAG="cloud-exchange:created-by"
 
 STACK_NAME=""
 CLUSTER=""
@@ -65,6 +63,7 @@ parse_args() {
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
+  check_service_names "$SERVICE" "$CLUSTER"
   is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
 }
 
@@ -102,7 +101,7 @@ delete_cluster() {
   cluster="$(aws_cli ecs describe-clusters --clusters "$CLUSTER" --include TAGS --output json |
     jq -c '.clusters[0] // empty | select(.status == "ACTIVE")')"
   [[ -n $cluster ]] || return 0
-  if ! jq -e --arg key "$CREATED_BY_TAG" --arg stack "$STACK_NAME" \
+  if ! jq -e --arg key "$CLUSTER_CREATED_BY_TAG" --arg stack "$STACK_NAME" \
     'any(.tags[]?; .key == $key and .value == $stack)' <<<"$cluster" >/dev/null; then
     log "cluster ${CLUSTER} kept: scripts/create-service.sh did not create it for stack ${STACK_NAME}"
     return 0

@@ -45,24 +45,16 @@ parse_args() {
     case "$1" in
       -h | --help) usage; exit 0 ;;
       --json) JSON=true; shift ;;
-      --stack-name | --cluster | --service | --region | --profile)
-        [[ $# -ge 2 && -n $2 && $2 != --* ]] || usage_error "$1 needs a value"
-        case "$1" in
-          --stack-name) STACK_NAME="$2" ;;
-          --cluster) CLUSTER="$2" ;;
-          --service) SERVICE="$2" ;;
-          --region) REGION_ARG="$2" ;;
-          --profile) PROFILE_ARG="$2" ;;
-        esac
-        shift 2
-        ;;
+      --stack-name) STACK_NAME="$(option_value "$@")"; shift 2 ;;
+      --cluster) CLUSTER="$(option_value "$@")"; shift 2 ;;
+      --service) SERVICE="$(option_value "$@")"; shift 2 ;;
+      --region) REGION_ARG="$(option_value "$@")"; shift 2 ;;
+      --profile) PROFILE_ARG="$(option_value "$@")"; shift 2 ;;
       *) usage_error "unknown option: $1" ;;
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  [[ $SERVICE =~ ^[A-Za-z][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--service is not a valid service name: $SERVICE"
-  [[ -z $CLUSTER || $CLUSTER =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$ ]] ||
-    usage_error "--cluster is not a valid cluster name: $CLUSTER"
+  check_service_names "$SERVICE" "$CLUSTER"
 }
 
 # The cluster's status: ACTIVE, INACTIVE, ... or MISSING.

@@ -86,6 +86,18 @@ stack_outputs_json() { # STACK_JSON
   jq -c '(.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {}' <<<"$1"
 }
 
+# The tag create-service.sh puts on a cluster it creates (value: the stack's name), so that
+# scripts/destroy.sh deletes only a cluster of its own.
+# shellcheck disable=SC2034 # read by create-service.sh and destroy.sh
+CLUSTER_CREATED_BY_TAG="cloud-exchange:created-by"
+
+# Refuses (usage_error) a --service or --cluster that ECS would refuse: letters, digits,
+# hyphens and underscores, up to 255 (CreateService's and CreateCluster's rules).
+check_service_names() { # SERVICE CLUSTER (CLUSTER may be empty: the stack's default)
+  [[ $1 =~ ^[A-Za-z][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--service is not a valid service name: $1"
+  [[ -z $2 || $2 =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$ ]] || usage_error "--cluster is not a valid cluster name: $2"
+}
+
 # True for the statuses whose outputs describe a working stack: a create or update that
 # completed, an update that rolled back to the previous version, an import that completed.
 stack_is_usable() { # STATUS
