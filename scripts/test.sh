@@ -44,7 +44,10 @@ rust_tests() { cargo test --workspace --locked; }
 # The tree function's server operations on the EFS stand-in stay within bench/op-budget.toml
 # (and a budget one operation short is caught).
 op_budget() {
-  cargo build --locked -p efs-standin -p ce-efs-tree --example apply_tree
+  # Two calls: a target filter such as --example applies to every -p of the same call, so one
+  # call would build no efs-standin binary on a fresh clone.
+  cargo build --locked -p efs-standin --bins
+  cargo build --locked -p ce-efs-tree --example apply_tree
   python -m bench.budget --standin target/debug/efs-standin --apply target/debug/examples/apply_tree
 }
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bash tests/*.bats tests/fixtures/*.sh; }
