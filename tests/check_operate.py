@@ -15,6 +15,7 @@ import sys
 
 from tests import cfn_variants
 from tests.check_cfn import ROOT
+from tests.check_cfn import ref_target as ref
 
 CREATE_SERVICE = ROOT / "scripts" / "create-service.sh"
 TLS13_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -42,15 +43,6 @@ def one(template, type_name, where=lambda r: True):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
-
-
-def ref(value):
-    if isinstance(value, dict) and len(value) == 1:
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
 
 
 def sub_text(value):
