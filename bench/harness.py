@@ -291,10 +291,12 @@ def ops_text(samples: list[Sample], entries: int) -> tuple[str, str]:
     return f"{ops:.0f}", f"{ops / entries:.2f}"
 
 
-def report_main(cast: list[Contestant], results: Results, entries: int) -> None:
-    rows = [["Create", "init ms", "signal ms", "total ms", "peak RSS MiB", "server ops", "ops/entry", "package KiB"]]
+def request_rows(cast: list[Contestant], results: Results, entries: int, request: str) -> list[list[str]]:
+    """One table's rows: timings, memory and server operations of ``request`` per contestant."""
+    heading = "Create" if request == "Create" else "unchanged Update"
+    rows = [[heading, "init ms", "signal ms", "total ms", "peak RSS MiB", "server ops", "ops/entry"]]
     for c in cast:
-        s = results[c.name]["Create"]
+        s = results[c.name][request]
         rows.append(
             [
                 c.name,
@@ -303,24 +305,19 @@ def report_main(cast: list[Contestant], results: Results, entries: int) -> None:
                 spread([x.total_ms for x in s]),
                 spread([x.rss_kib / 1024 for x in s]),
                 *ops_text(s, entries),
-                f"{c.package_bytes / 1024:.0f}",
             ]
         )
+    return rows
+
+
+def report_main(cast: list[Contestant], results: Results, entries: int) -> None:
+    rows = request_rows(cast, results, entries, "Create")
+    rows[0].append("package KiB")
+    for row, c in zip(rows[1:], cast, strict=True):
+        row.append(f"{c.package_bytes / 1024:.0f}")
     print(table(rows))
     print()
-    rows = [["unchanged Update", "init ms", "signal ms", "total ms", "peak RSS MiB", "server ops", "ops/entry"]]
-    for c in cast:
-        s = results[c.name]["Update"]
-        rows.append(
-            [
-                c.name,
-                spread([x.init_ms for x in s]),
-                spread([x.signal_ms for x in s]),
-                spread([x.total_ms for x in s]),
-                spread([x.rss_kib / 1024 for x in s]),
-                *ops_text(s, entries),
-            ]
-        )
+    rows = request_rows(cast, results, entries, "Update")
     print(table(rows))
     print()
     ours = results[cast[0].name]
