@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests op_budget shell_lint python_lint lambda_invoke templates emulator_tests script_tests end_to_end ce_runtime)
+STEPS=(rust_format rust_lint rust_tests op_budget shell_lint python_lint docs lambda_invoke templates emulator_tests script_tests end_to_end ce_runtime)
 ONLY=()
 
 usage() {
@@ -53,6 +53,8 @@ op_budget() {
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bash tests/*.bats tests/fixtures/*.sh; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).
 python_lint() { ruff check . && ruff format --check .; }
+# Every relative link and #anchor in the Markdown resolves; the self-test plants broken ones.
+docs() { python -m tests.check_links check && python -m tests.check_links self-test; }
 lambda_invoke() { tests/lambda-invoke.sh; }
 templates() { tests/check-cfn.sh; }
 # One fast test per gap of moto the local AWS closes (scripts/local/local_aws/gaps.py).
