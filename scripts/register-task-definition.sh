@@ -17,7 +17,7 @@ OPTIONAL_OUTPUTS='["CoreHttpProxy","CoreHttpsProxy","CoreNoProxy","UiCertificate
 
 # Cloud Exchange 6.1.0's four images, as its setup script names them (Docker Hub, x86-64:
 # CE supports only x86 with AVX since 4.1). Mirror them into ECR or pin digests for
-# production; an upgrade is a new revision with new --image-* values (see the README).
+# production; an upgrade is a new revision with new --image-* values (see docs/compose-parity.md).
 DEFAULT_IMAGE_CORE="docker.io/netskopetechnicalalliances/cloudexchange:core6-6.1.0"
 DEFAULT_IMAGE_UI="docker.io/netskopetechnicalalliances/cloudexchange:ui6-6.1.0"
 DEFAULT_IMAGE_MONGODB="docker.io/netskopetechnicalalliances/cloudexchange:mongo6-6.1.0-8.0.18"
