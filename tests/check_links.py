@@ -98,7 +98,7 @@ def anchors(text):
     return found
 
 
-def links(path, text):
+def links(text):
     """(line, target) of every relative link on a page."""
     body = prose(text)
     for match in [*INLINE_LINK.finditer(body), *REFERENCE_LINK.finditer(body)]:
@@ -120,7 +120,7 @@ def resolve(page, target):
 def check_files(docs, root=ROOT):
     errors = []
     for page, text in docs.items():
-        for line, target in links(page, text):
+        for line, target in links(text):
             path = resolve(page, target)
             if path is None:
                 errors.append(f"{page}:{line}: {target}: points outside the repository")
@@ -132,7 +132,7 @@ def check_files(docs, root=ROOT):
 def check_anchors(docs, root=ROOT):
     errors, cache = [], {}
     for page, text in docs.items():
-        for line, target in links(page, text):
+        for line, target in links(text):
             if "#" not in target:
                 continue
             path, fragment = resolve(page, target), unquote(target.split("#", 1)[1])
