@@ -1,7 +1,7 @@
 """Benchmark: the Rust EFS-tree custom resource against two Python ones.
 
 Each run starts a contestant's process fresh (a cold start) under the local Lambda
-Runtime API (scripts/local/runtime_api.py), hands it one CloudFormation Create for the
+Runtime API (local_aws/runtime_api.py), hands it one CloudFormation Create for the
 directory tree on an empty file system, then, in a second fresh process, an Update with
 unchanged properties. The contestant builds the tree under EFS_MOUNT_PATH and PUTs its
 response to a receiver on 127.0.0.1; every response and tree is checked. Measured per run:
@@ -45,8 +45,8 @@ from bench import chart
 from bench.receiver import Receiver
 from bench.standin import StandInError, mounted
 from bench.trees import TreeError, ce_tree, entry_count, generated_tree, owned_by_runner, verify_tree
-from scripts.local.local_aws.response_url import object_key, presigned_path
-from scripts.local.runtime_api import invoke_once
+from local_aws.response_url import object_key, presigned_path
+from local_aws.runtime_api import invoke_once
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

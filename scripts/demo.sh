@@ -10,8 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
-# shellcheck source=scripts/local/local-aws.sh
-source "${ROOT}/scripts/local/local-aws.sh"
+# shellcheck source=local_aws/local-aws.sh
+source "${ROOT}/local_aws/local-aws.sh"
 
 STACK_NAME="ce-demo"
 PORT=""

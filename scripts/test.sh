@@ -50,25 +50,25 @@ op_budget() {
   cargo build --locked -p ce-efs-tree --example apply_tree
   python -m bench.budget --standin target/debug/efs-standin --apply target/debug/examples/apply_tree
 }
-shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/local/*.sh tests/*.sh tests/*.bash tests/*.bats tests/fixtures/*.sh; }
+shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh local_aws/*.sh tests/*/*.sh tests/*/*.bash tests/*/*.bats; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).
 python_lint() { ruff check . && ruff format --check .; }
 # Every relative link and #anchor in the Markdown resolves; the self-test plants broken ones.
-docs() { python -m tests.check_links check && python -m tests.check_links self-test; }
-lambda_invoke() { tests/lambda-invoke.sh; }
-templates() { tests/check-cfn.sh; }
-# One fast test per gap of moto the local AWS closes (scripts/local/local_aws/gaps.py).
-emulator_tests() { python -m pytest -q tests/emulator; }
-script_tests() { bats tests/*.bats; }
-end_to_end() { tests/e2e-local.sh; }
+docs() { python -m tests.docs.check_links check && python -m tests.docs.check_links self-test; }
+lambda_invoke() { tests/runtime/lambda-invoke.sh; }
+templates() { tests/template/check-cfn.sh; }
+# One fast test per gap of moto the local AWS closes (local_aws/gaps.py).
+emulator_tests() { python -m pytest -q tests/local_aws; }
+script_tests() { bats tests/scripts/*.bats; }
+end_to_end() { tests/e2e/e2e-local.sh; }
 # The deployed tree as each container sees it, and its TLS material served by a real
 # RabbitMQ and openssl; one tree, deployed on the local AWS by the first script.
 ce_runtime() {
   local tree status=0
   tree="$(mktemp -d)"
-  tests/container-view.sh --keep-tree "$tree" || status=1
+  tests/runtime/container-view.sh --keep-tree "$tree" || status=1
   if [[ -f ${tree}/task-definition.json ]]; then
-    tests/tls-endpoints.sh --tree "$tree" || status=1
+    tests/runtime/tls-endpoints.sh --tree "$tree" || status=1
   fi
   rm -rf "$tree"
   return "$status"

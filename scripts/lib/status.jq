@@ -1,5 +1,5 @@
 # What scripts/status.sh shows and how it judges health, as jq functions over one snapshot
-# object, so they can be tested on fixture JSON without AWS (tests/status.bats):
+# object, so they can be tested on fixture JSON without AWS (tests/scripts/status.bats):
 #
 #   {now: EPOCH_SECONDS, region, stackName, cluster, serviceName,
 #    stack: describe-stacks .Stacks[0] | null,

@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# The local AWS shared by scripts/demo.sh and tests/e2e/e2e-local.sh: start the local_aws package
+# (moto with the gaps listed in local_aws/gaps.py closed) on 127.0.0.1, point the AWS CLI at it with dummy credentials,
+# create a VPC with two subnets in two Availability Zones, and stop it all again.
+# Sourced only; defines functions, runs nothing. Needs log/die (scripts/lib/tools.sh).
+
+LOCAL_AWS_PID=""
+LOCAL_AWS_LOG=""
+
+# Prints a free TCP port on 127.0.0.1.
+local_aws_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Environment for every aws call from here on: the local endpoint and dummy credentials.
+# The user's own configuration and credentials files are hidden, so nothing can reach AWS.
+local_aws_environment() { # PORT
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  export AWS_PAGER=""
+  unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
+}
+
+# Starts the server in the background (its output goes to LOG) and waits for its ready line.
+# A custom resource that never answers fails after min(its ServiceTimeout,
+# LOCAL_AWS_MAX_SERVICE_TIMEOUT) seconds (default 5) instead of CloudFormation's full wait.
+local_aws_start() { # PORT EFS_DIR LOG
+  local repo waited=0
+  repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  LOCAL_AWS_LOG="$3"
+  : >"$LOCAL_AWS_LOG" # exists before the first grep below
+  (cd "$repo" && exec python -m local_aws --port "$1" --efs-dir "$2" \
+    --max-service-timeout "${LOCAL_AWS_MAX_SERVICE_TIMEOUT:-5}") >"$LOCAL_AWS_LOG" 2>&1 &
+  LOCAL_AWS_PID=$!
+  until grep -q '^local AWS .* ready on' "$LOCAL_AWS_LOG"; do
+    if ! kill -0 "$LOCAL_AWS_PID" 2>/dev/null || ((waited >= 300)); then
+      cat "$LOCAL_AWS_LOG" >&2
+      die "the local AWS server did not start on 127.0.0.1:$1"
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  local_aws_environment "$1"
+}
+
+# Stops the server and any function process it still runs (they are its children).
+local_aws_stop() {
+  [[ -n $LOCAL_AWS_PID ]] || return 0
+  local waited=0
+  kill -TERM "$LOCAL_AWS_PID" 2>/dev/null || true
+  while kill -0 "$LOCAL_AWS_PID" 2>/dev/null && ((waited < 50)); do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$LOCAL_AWS_PID" 2>/dev/null; then
+    pkill -KILL -P "$LOCAL_AWS_PID" 2>/dev/null || true
+    kill -KILL "$LOCAL_AWS_PID" 2>/dev/null || true
+  fi
+  wait "$LOCAL_AWS_PID" 2>/dev/null || true
+  LOCAL_AWS_PID=""
+}
+
+# Creates a VPC and two private subnets in two Availability Zones whose route table sends
+# 0.0.0.0/0 to a NAT gateway (in a third, public subnet), so a function in them reaches S3 as
+# in AWS; prints "vpc-... subnet-a,subnet-b". With NO_NAT=1 the private subnets get a route
+# table of their own without that route (pass it to deploy.sh --route-tables for an S3
+# gateway endpoint); its id is then printed as a third word.
+local_aws_network() {
+  local vpc subnet1 subnet2 public eip nat table
+  vpc="$(aws ec2 create-vpc --cidr-block 10.42.0.0/16 --query Vpc.VpcId --output text)"
+  subnet1="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.1.0/24 \
+    --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
+  subnet2="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.2.0/24 \
+    --availability-zone us-east-1b --query Subnet.SubnetId --output text)"
+  table="$(aws ec2 create-route-table --vpc-id "$vpc" --query RouteTable.RouteTableId --output text)"
+  aws ec2 associate-route-table --route-table-id "$table" --subnet-id "$subnet1" >/dev/null
+  aws ec2 associate-route-table --route-table-id "$table" --subnet-id "$subnet2" >/dev/null
+  if [[ ${NO_NAT:-0} == 1 ]]; then
+    printf '%s %s,%s %s\n' "$vpc" "$subnet1" "$subnet2" "$table"
+    return
+  fi
+  public="$(aws ec2 create-subnet --vpc-id "$vpc" --cidr-block 10.42.0.0/24 \
+    --availability-zone us-east-1a --query Subnet.SubnetId --output text)"
+  eip="$(aws ec2 allocate-address --domain vpc --query AllocationId --output text)"
+  nat="$(aws ec2 create-nat-gateway --subnet-id "$public" --allocation-id "$eip" \
+    --query NatGateway.NatGatewayId --output text)"
+  aws ec2 create-route --route-table-id "$table" --destination-cidr-block 0.0.0.0/0 \
+    --nat-gateway-id "$nat" >/dev/null
+  printf '%s %s,%s\n' "$vpc" "$subnet1" "$subnet2"
+}
+
+# Builds the Lambda for this machine (the arm64 build needs a target rustup cannot add
+# offline); prints the archive's path.
+local_aws_build_lambda() { # REPO_ROOT
+  log "building the Lambda for this machine (cargo lambda build)"
+  (cd "$1" && cargo lambda build --release --output-format zip --bin bootstrap \
+    --lambda-dir "$1/target/lambda" >&2)
+  [[ -f $1/target/lambda/bootstrap/bootstrap.zip ]] || die "cargo lambda build produced no bootstrap.zip"
+  printf '%s\n' "$1/target/lambda/bootstrap/bootstrap.zip"
+}

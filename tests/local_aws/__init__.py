@@ -1,0 +1,1 @@
+"""Tests of the local AWS (local_aws/): one per gap in its gaps.py."""

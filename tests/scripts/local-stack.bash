@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# What the bats files that deploy the real template share: the local AWS (local_aws/,
+# on 127.0.0.1 with dummy credentials) with a VPC and two subnets, stand-ins for the Lambda
+# so no Rust build is needed, and deploy.sh with the options every deployment needs.
+# Sourced by tests/scripts/deploy.bats and tests/scripts/destroy.bats; call local_stack_setup_file from
+# setup_file and local_stack_teardown_file from teardown_file.
+
+# shellcheck source=scripts/lib/tools.sh
+source "${BATS_TEST_DIRNAME}/../../scripts/lib/tools.sh"
+# shellcheck source=local_aws/local-aws.sh
+source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
+
+# Starts the local AWS and makes the stand-ins: answers.zip answers SUCCESS, silent.zip
+# never answers, no-delete.zip answers everything but Delete, refuses.zip answers FAILED to
+# everything but Delete (which it never answers).
+local_stack_setup_file() {
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
+  activate_tools
+  mkdir -p "${BATS_FILE_TMPDIR}/efs"
+  local_aws_start "$(free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
+  printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/local-aws.pid"
+  local network
+  network="$(local_aws_network)"
+  export ROOT PATH VPC="${network% *}" SUBNETS="${network#* }"
+  make_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
+  printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
+  make_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
+  # shellcheck disable=SC2016 # the line is for the stand-in, expanded there
+  sed '/^response_url=/a [ "$(printf "%s" "$event" | jq -r .RequestType)" != Delete ] || exit 0' \
+    "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" >"${BATS_FILE_TMPDIR}/no-delete.sh"
+  make_zip "${BATS_FILE_TMPDIR}/no-delete.sh" "${BATS_FILE_TMPDIR}/no-delete.zip"
+  sed 's/Status: "SUCCESS"/Status: "FAILED"/' "${BATS_FILE_TMPDIR}/no-delete.sh" >"${BATS_FILE_TMPDIR}/refuses.sh"
+  make_zip "${BATS_FILE_TMPDIR}/refuses.sh" "${BATS_FILE_TMPDIR}/refuses.zip"
+}
+
+local_stack_teardown_file() {
+  local pid
+  pid="$(cat "${BATS_FILE_TMPDIR}/local-aws.pid" 2>/dev/null)" || return 0
+  kill "$pid" 2>/dev/null || true
+}
+
+# Zips FILE as an executable "bootstrap" at the archive's root, as Lambda expects.
+make_zip() { # FILE ZIP
+  python -c 'import sys, zipfile
+info = zipfile.ZipInfo("bootstrap")
+info.external_attr = 0o755 << 16
+with zipfile.ZipFile(sys.argv[2], "w") as archive:
+    archive.writestr(info, open(sys.argv[1], "rb").read())' "$1" "$2"
+}
+
+# deploy.sh with the options every deployment here needs, then OPTION...
+deploy() { # STACK_NAME LAMBDA_ZIP OPTION...
+  local name="$1" zip="$2"
+  shift 2
+  "${ROOT}/scripts/deploy.sh" --stack-name "$name" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
+    --lambda-zip "$zip" --timeout 3 "$@"
+}
