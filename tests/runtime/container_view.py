@@ -57,7 +57,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.template import planted_faults
-from tests.template.check_cfn import ref_target, task_access_points
+from tests.template.model import ref_target, task_access_points
 
 ACCESS_POINT_TYPE = "AWS::EFS::AccessPoint"
 # The most a named file is read to look for further paths or a PEM key.

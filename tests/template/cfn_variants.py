@@ -16,10 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from cfnlint.decode import cfn_yaml
+from tests.template.model import load_template
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "cfn" / "CloudExchangeTemplate.yaml"
 REGION = "us-east-1"
 
 _NETWORK = {
@@ -49,11 +47,6 @@ VARIANTS = {
         "AlarmEmail": "ops@example.com",
     },
 }
-
-
-def load_template():
-    """The template with long-form intrinsics (cfn-lint's loader understands the short tags)."""
-    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
 
 
 def parameter_values(template, values):

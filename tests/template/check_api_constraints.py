@@ -36,12 +36,9 @@ from pathlib import Path
 
 import botocore.session
 import regex
-from cfnlint.decode import cfn_yaml
 
 from tests.template import cfn_variants
-
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "cfn" / "CloudExchangeTemplate.yaml"
+from tests.template.model import TEMPLATE, load_template
 
 # Resource type -> (service, operation whose input creates it); None: nothing to check
 # (CloudFormation-only resources, custom resources).
@@ -390,11 +387,6 @@ def resource_values(resource, params):
     return {k: evaluate(v, params)[0] for k, v in resource.get("Properties", {}).items()}
 
 
-def load(path):
-    # Through JSON: plain dicts and strings instead of cfn-lint's node classes.
-    return json.loads(json.dumps(cfn_yaml.load(str(path))))
-
-
 # ---------------------------------------------------------------- self-test
 def _resource_of_type(template, rtype):
     return next(r for r in template["Resources"].values() if r.get("Type") == rtype)
@@ -499,7 +491,7 @@ def main():
     parser.add_argument("mode", choices=["check", "self-test"])
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     args = parser.parse_args()
-    template = load(args.template)
+    template = load_template(args.template)
     if args.mode == "self-test":
         missed = self_test(template)
         print(f"self-test: {len(FAULTS) - missed} of {len(FAULTS)} planted faults caught")

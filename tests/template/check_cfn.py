@@ -28,12 +28,17 @@ from pathlib import Path
 
 import botocore.session
 from botocore.validate import ParamValidator
-from cfnlint.decode import cfn_yaml
 
 from tests.template import planted_faults
+from tests.template.model import (
+    ROOT,
+    lambda_access_point,
+    load_template,
+    ref_target,
+    resources,
+    task_access_points,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "cfn" / "CloudExchangeTemplate.yaml"
 TASK_DEFINITION = ROOT / "cfn" / "CloudExchangeTaskDefinition.json"
 FIXTURE = ROOT / "tests" / "fixtures" / "stack-outputs.json"
 REGISTER_SCRIPT = ROOT / "scripts" / "register-task-definition.sh"
@@ -99,20 +104,6 @@ class Inputs:
 
 
 # ---------------------------------------------------------------- helpers
-def resources(inputs, type_name):
-    return {k: v for k, v in inputs.template["Resources"].items() if v.get("Type") == type_name}
-
-
-def ref_target(value):
-    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, ...]} points at, else None."""
-    if isinstance(value, dict) and len(value) == 1:
-        if "Ref" in value:
-            return value["Ref"]
-        if "Fn::GetAtt" in value:
-            return value["Fn::GetAtt"][0]
-    return None
-
-
 def output_resource(inputs, placeholder):
     """For "${OutputName}", the logical id its output's Value refers to, else None."""
     match = re.fullmatch(r"\$\{([A-Za-z0-9]+)\}", placeholder or "")
@@ -148,14 +139,6 @@ def tree(inputs):
     )
 
 
-def lambda_access_point(inputs):
-    """Logical id of the access point the tree Lambda mounts."""
-    for function in resources(inputs, "AWS::Lambda::Function").values():
-        for config in function["Properties"].get("FileSystemConfigs", []):
-            return ref_target(config["Arn"])
-    return None
-
-
 def certificate_files(inputs):
     """{path: entry} of every file the EfsTree's Certificates block makes."""
     certs = inputs.template["Resources"][EFS_TREE_ID]["Properties"].get("Certificates") or {}
@@ -165,11 +148,6 @@ def certificate_files(inputs):
             if isinstance(entry.get(key), dict) and "Path" in entry[key]:
                 found[entry[key]["Path"]] = {**entry[key], "Of": f"{entry.get('Name')}.{key}"}
     return found
-
-
-def task_access_points(inputs):
-    own = lambda_access_point(inputs)
-    return {k: v for k, v in resources(inputs, "AWS::EFS::AccessPoint").items() if k != own}
 
 
 def volume_roots(inputs):
@@ -939,9 +917,8 @@ MUTATIONS = [
 
 # ---------------------------------------------------------------- main
 def load(rendered_path):
-    template = json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
     return Inputs(
-        template=template,
+        template=load_template(),
         task_definition=json.loads(TASK_DEFINITION.read_text()),
         rendered=json.loads(Path(rendered_path).read_text()),
         fixture=json.loads(FIXTURE.read_text()),

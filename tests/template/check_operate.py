@@ -14,8 +14,8 @@ import re
 import sys
 
 from tests.template import cfn_variants
-from tests.template.check_cfn import ROOT
-from tests.template.check_cfn import ref_target as ref
+from tests.template.model import ROOT, load_template
+from tests.template.model import ref_target as ref
 
 CREATE_SERVICE = ROOT / "scripts" / "create-service.sh"
 TLS13_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -510,7 +510,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["check", "self-test"])
     args = parser.parse_args()
-    raw = cfn_variants.load_template()
+    raw = load_template()
     variants = {name: cfn_variants.resolve(raw, values) for name, values in cfn_variants.VARIANTS.items()}
     ok = run_checks(raw, variants) if args.mode == "check" else self_test(raw, variants)
     return 0 if ok else 1
