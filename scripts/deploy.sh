@@ -6,7 +6,7 @@
 #
 # create-stack/update-stack with our own wait loop rather than `aws cloudformation deploy`:
 # the loop streams one line per resource event, explains failures (including the custom
-# resource's Lambda log) and behaves the same on a local emulator, where change sets
+# resource's Lambda log) and behaves the same on the local AWS, where change sets
 # complete without outputs.
 set -euo pipefail
 
@@ -365,38 +365,7 @@ check_import_sources() {
 # without the properties that name another resource (the file system policy names the roles
 # the new stack creates: the update after the import sets it).
 import_template() { # LOGICAL_ID...
-  awk -v keep=" $* " '
-    # First pass: every resource id of the template.
-    FNR == NR { if (/^[A-Za-z]/) top = $1; if (top == "Resources:" && /^  [A-Za-z0-9]+:$/) all[substr($1, 1, length($1) - 1)]; next }
-    # True when TEXT refers (Ref, GetAtt, ${...}) to a resource that is not imported.
-    function names_other(text,   token) {
-      while (match(text, /(!Ref|!GetAtt|Ref:|Fn::GetAtt:) *\[? *[A-Za-z0-9]+|\$\{[A-Za-z0-9]+/)) {
-        token = substr(text, RSTART, RLENGTH)
-        text = substr(text, RSTART + RLENGTH)
-        sub(/^.*[ [{]/, "", token)
-        if ((token in all) && index(keep, " " token " ") == 0) return 1
-      }
-      return 0
-    }
-    # A property (six spaces in) is printed whole, or left out whole.
-    function flush() { if (chunk != "" && !names_other(chunk)) printf "%s", chunk; chunk = "" }
-    /^[A-Za-z]/ {
-      flush(); top = $1
-      copying = (top ~ /^(AWSTemplateFormatVersion|Parameters|Rules|Mappings|Conditions):/)
-      if (copying || top == "Resources:") print
-      next
-    }
-    copying { print; next }
-    top != "Resources:" || /^[[:space:]]*#/ { next }
-    /^  [A-Za-z0-9]+:$/ { flush(); wanted = index(keep, " " substr($1, 1, length($1) - 1) " ") > 0; if (wanted) print; next }
-    !wanted { next }
-    /^    [A-Za-z]/ { flush(); skipping = ($1 ~ /^(DependsOn|Condition):/); if (!skipping) print; next }
-    skipping { next }
-    /^      [A-Za-z"]/ { flush(); chunk = $0 "\n"; next }
-    chunk != "" { chunk = chunk $0 "\n"; next }
-    { print }
-    END { flush() }
-  ' "$TEMPLATE" "$TEMPLATE"
+  awk -v keep=" $* " -f "${ROOT}/scripts/lib/import-template.awk" "$TEMPLATE" "$TEMPLATE"
 }
 
 # Creates the stack by importing the retained file system and secret (an IMPORT change set),
@@ -473,7 +442,7 @@ ensure_artifacts_bucket() {
     BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
   aws_cli s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"},"BucketKeyEnabled":true}]}'
-  # An endpoint reached over plain HTTP (a local emulator) is exactly what the policy refuses.
+  # An endpoint reached over plain HTTP (the local AWS) is exactly what the policy refuses.
   if [[ ${AWS_ENDPOINT_URL_S3:-${AWS_ENDPOINT_URL:-https://}} == http://* ]]; then
     warn "the S3 endpoint is plain HTTP: the bucket gets no TLS-only policy, which would refuse this script"
     return 0
