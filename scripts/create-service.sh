@@ -290,7 +290,7 @@ explain_not_stable() { # PROBLEM PROGRESS_LINE
 }
 
 # The running task's private IP, or "unknown" with the reason (no task yet, or no network
-# interface details, as on an emulator).
+# interface details, as on the local AWS).
 task_private_ip() {
   local task ip
   task="$(aws_cli ecs list-tasks --cluster "$CLUSTER" --service-name "$SERVICE" \

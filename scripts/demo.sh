@@ -23,8 +23,8 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/demo.sh [--keep] [--port N] [--help]
 
-Runs deploy.sh, register-task-definition.sh and create-service.sh against a local AWS
-emulator on 127.0.0.1 (no AWS account, nothing leaves this machine). Installs what it needs
+Runs deploy.sh, register-task-definition.sh and create-service.sh against the local AWS
+on 127.0.0.1 (no AWS account, nothing leaves this machine). Installs what it needs
 on first run (scripts/lib/tools.sh), builds the Lambda for this machine, and prints the
 directory tree the custom resource built, the stack's outputs and the task definition's ARN.
 Must run as root: the Lambda gives the tree to uid 1001, as on EFS.

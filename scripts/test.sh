@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests op_budget shell_lint python_lint docs lambda_invoke templates emulator_tests script_tests end_to_end ce_runtime)
+STEPS=(rust_format rust_lint rust_tests op_budget shell_lint python_lint docs lambda_invoke templates local_aws_tests script_tests end_to_end ce_runtime)
 ONLY=()
 
 usage() {
@@ -58,7 +58,7 @@ docs() { python -m tests.docs.check_links check && python -m tests.docs.check_li
 lambda_invoke() { tests/runtime/lambda-invoke.sh; }
 templates() { tests/template/check-cfn.sh; }
 # One fast test per gap of moto the local AWS closes (local_aws/gaps.py).
-emulator_tests() { python -m pytest -q tests/local_aws; }
+local_aws_tests() { python -m pytest -q tests/local_aws; }
 script_tests() { bats tests/scripts/*.bats; }
 end_to_end() { tests/e2e/e2e-local.sh; }
 # The deployed tree as each container sees it, and its TLS material served by a real

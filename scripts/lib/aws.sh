@@ -4,7 +4,7 @@
 # Sourced through scripts/lib/init.sh (after messages.sh); defines functions and AWS_ARGS.
 #
 # The AWS CLI honours AWS_ENDPOINT_URL (botocore >= 1.31), which is how demo.sh points these
-# scripts at a local emulator; nothing here needs to know about it.
+# scripts at the local AWS; nothing here needs to know about it.
 
 AWS_ARGS=()
 REGION=""

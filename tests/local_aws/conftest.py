@@ -2,7 +2,7 @@
 with every gap installed), boto3 clients on it, a VPC, and stand-in functions.
 
 Run from the repository root: ``python -m pytest tests/local_aws`` (scripts/test.sh
---only emulator_tests).
+--only local_aws_tests).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def aws(local_aws: dict[str, str]) -> Callable[[str], Any]:
 def code_bucket(aws: Callable[[str], Any]) -> dict[str, str]:
     """The stand-in function's zip in S3, as `aws cloudformation package` would leave it."""
     s3 = aws("s3")
-    s3.create_bucket(Bucket="emulator-tests-code")
-    s3.put_object(Bucket="emulator-tests-code", Key="stand-in.zip", Body=make_zip(STAND_IN))
+    s3.create_bucket(Bucket="local-aws-tests-code")
+    s3.put_object(Bucket="local-aws-tests-code", Key="stand-in.zip", Body=make_zip(STAND_IN))
     # The role the stand-in functions name (Lambda refuses a role that does not exist).
     trust = {
         "Version": "2012-10-17",
@@ -63,7 +63,7 @@ def code_bucket(aws: Callable[[str], Any]) -> dict[str, str]:
         ],
     }
     aws("iam").create_role(RoleName="stand-in", AssumeRolePolicyDocument=json.dumps(trust))
-    return {"S3Bucket": "emulator-tests-code", "S3Key": "stand-in.zip"}
+    return {"S3Bucket": "local-aws-tests-code", "S3Key": "stand-in.zip"}
 
 
 @pytest.fixture
