@@ -8,10 +8,10 @@ use ce_efs_tree::certs::{CertReport, Status};
 use ce_efs_tree::handler::{Failure, Handler, HandlerError, Outcome};
 use common::{in_secs, sender, stored_json, STACK_ID};
 use serde_json::{json, Value};
+use sigcheck_s3::scripted::{ScriptedServer, Step};
+use sigcheck_s3::S3Server;
 use std::path::Path;
 use std::time::Duration;
-use testkit::scripted::{ScriptedServer, Step};
-use testkit::S3Server;
 use tokio::time::Instant;
 
 fn event(request_type: &str, response_url: &str, properties: Value) -> Value {
@@ -79,7 +79,7 @@ async fn create_update_delete_round_trip_through_s3() {
     let s3 = S3Server::start(root.path(), 0).await.expect("S3 starts");
     let handler = Handler::new(mount.path().to_path_buf(), sender());
 
-    let key = testkit::cfn_key("Create-request");
+    let key = sigcheck_s3::cfn_key("Create-request");
     let create = event(
         "Create",
         &s3.presign_v4(&key, Duration::from_secs(300)),
@@ -112,7 +112,7 @@ async fn create_update_delete_round_trip_through_s3() {
 
     // An operator edits the seed file; an Update (SigV2 URL this time) must keep it.
     std::fs::write(&conf, "edited\n").expect("edit");
-    let key = testkit::cfn_key("Update-request");
+    let key = sigcheck_s3::cfn_key("Update-request");
     let mut update = event(
         "Update",
         &s3.presign_v2(&key, Duration::from_secs(300)),
@@ -130,7 +130,7 @@ async fn create_update_delete_round_trip_through_s3() {
     assert_eq!(updated["Data"]["FilesWritten"], "0");
     assert_eq!(std::fs::read_to_string(&conf).expect("kept"), "edited\n");
 
-    let key = testkit::cfn_key("Delete-request");
+    let key = sigcheck_s3::cfn_key("Delete-request");
     let mut delete = event(
         "Delete",
         &s3.presign_v4(&key, Duration::from_secs(300)),

@@ -5,10 +5,10 @@ mod common;
 
 use ce_efs_tree::response::{DeliveryError, Response, Status};
 use common::{in_secs, sender, stored_json, STACK_ID};
+use sigcheck_s3::scripted::{ScriptedServer, Step};
+use sigcheck_s3::S3Server;
 use std::collections::HashMap;
 use std::time::Duration;
-use testkit::scripted::{ScriptedServer, Step};
-use testkit::S3Server;
 use tokio::time::Instant;
 
 fn response() -> Response {
@@ -41,7 +41,7 @@ async fn s3() -> (tempfile::TempDir, S3Server) {
 
 async fn delivers_to_s3(presign: fn(&S3Server, &str, Duration) -> String) {
     let (_root, server) = s3().await;
-    let key = testkit::cfn_key("0f9c1ad2-3b4e-4f5a-9b6c-7d8e9fa0b1c2");
+    let key = sigcheck_s3::cfn_key("0f9c1ad2-3b4e-4f5a-9b6c-7d8e9fa0b1c2");
     let url = presign(&server, &key, Duration::from_secs(300));
     assert!(
         url.contains("%3A") && url.contains("%7C"),
@@ -82,7 +82,7 @@ async fn delivers_through_a_sigv4_presigned_url() {
 #[tokio::test]
 async fn s3_server_rejects_a_sigv2_put_with_content_type() {
     let (_root, server) = s3().await;
-    let key = testkit::cfn_key("ct");
+    let key = sigcheck_s3::cfn_key("ct");
     let url = server.presign_v2(&key, Duration::from_secs(300));
 
     let refused = reqwest::Client::new()
@@ -114,7 +114,7 @@ async fn s3_server_rejects_a_sigv2_put_with_content_type() {
 #[tokio::test]
 async fn s3_server_rejects_a_sigv2_put_with_a_decoded_path() {
     let (_root, server) = s3().await;
-    let key = testkit::cfn_key("decoded");
+    let key = sigcheck_s3::cfn_key("decoded");
     let url = server.presign_v2(&key, Duration::from_secs(300));
     let decoded = url.replace("%3A", ":").replace("%7C", "|");
 
@@ -132,7 +132,7 @@ async fn s3_server_rejects_a_sigv2_put_with_a_decoded_path() {
 #[tokio::test]
 async fn a_bad_signature_is_not_retried() {
     let (_root, server) = s3().await;
-    let key = testkit::cfn_key("bad-sig");
+    let key = sigcheck_s3::cfn_key("bad-sig");
     let url = server.presign_v4(&key, Duration::from_secs(300));
     let flipped = if url.ends_with('0') { '1' } else { '0' };
     let tampered = format!("{}{flipped}", &url[..url.len() - 1]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the EFS-tree function in the real Lambda runtime loop (cargo-lambda's emulator) and
 # checks what it tells CloudFormation: each fixture event gets a fresh pre-signed PUT URL
-# on a local signature-checking S3 server (testkit serve), is invoked with
+# on a local signature-checking S3 server (sigcheck-s3 serve), is invoked with
 # `cargo lambda invoke --data-file`, and its response object is read back and checked,
 # together with the tree on disk. Everything binds 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -15,7 +15,7 @@ STARTUP_TIMEOUT=300 # seconds for the emulator to come up (it may have to compil
 WORK=""
 PIDS=()
 EFS=""
-TESTKIT=""
+SIGCHECK_S3=""
 S3_ROOT=""
 S3_ENDPOINT=""
 INVOKE_PORT=""
@@ -58,19 +58,19 @@ cleanup() {
 }
 
 build() {
-  log "building the function and testkit"
-  cargo build --quiet -p testkit -p ce-efs-tree --bin testkit --bin bootstrap
-  TESTKIT="${ROOT}/target/debug/testkit"
+  log "building the function and sigcheck-s3"
+  cargo build --quiet -p sigcheck-s3 -p ce-efs-tree --bin sigcheck-s3 --bin bootstrap
+  SIGCHECK_S3="${ROOT}/target/debug/sigcheck-s3"
 }
 
 start_s3() {
   S3_ROOT="${WORK}/s3"
   mkdir -p "$S3_ROOT"
-  setsid "$TESTKIT" serve --root "$S3_ROOT" >"${WORK}/s3.out" 2>"${WORK}/s3.err" &
+  setsid "$SIGCHECK_S3" serve --root "$S3_ROOT" >"${WORK}/s3.out" 2>"${WORK}/s3.err" &
   PIDS+=("$!")
   local waited=0
   until [[ -s "${WORK}/s3.out" ]]; do
-    ((waited++ < 100)) || die "testkit serve did not start: $(cat "${WORK}/s3.err")"
+    ((waited++ < 100)) || die "sigcheck-s3 serve did not start: $(cat "${WORK}/s3.err")"
     sleep 0.1
   done
   S3_ENDPOINT="$(head -n1 "${WORK}/s3.out")"
@@ -104,8 +104,8 @@ start_emulator() {
 invoke() {
   local fixture="$1" physical_id="$2" request_id key url event started elapsed_ms
   request_id="$(jq -er .RequestId "${FIXTURES}/${fixture}")"
-  key="$("$TESTKIT" key "$request_id")"
-  url="$("$TESTKIT" presign --v4 --endpoint "$S3_ENDPOINT" --key "$key" --ttl 300)"
+  key="$("$SIGCHECK_S3" key "$request_id")"
+  url="$("$SIGCHECK_S3" presign --v4 --endpoint "$S3_ENDPOINT" --key "$key" --ttl 300)"
   event="${WORK}/${fixture}"
   jq --arg url "$url" --arg id "$physical_id" \
     '.ResponseURL = $url | if has("PhysicalResourceId") then .PhysicalResourceId = $id else . end' \
@@ -117,7 +117,7 @@ invoke() {
   elapsed_ms=$((($(date +%s%N) - started) / 1000000))
   log "${fixture}: answered in ${elapsed_ms} ms (invoke to response stored)"
   local object
-  object="${S3_ROOT}/$("$TESTKIT" bucket)/${key}"
+  object="${S3_ROOT}/$("$SIGCHECK_S3" bucket)/${key}"
   [[ -f "$object" ]] || die "${fixture}: no response object was stored"
   cat "$object"
 }

@@ -1,8 +1,8 @@
 //! What the delivery and handler tests share.
 
 use ce_efs_tree::response::{ResponseSender, RetryPolicy};
+use sigcheck_s3::S3Server;
 use std::time::Duration;
-use testkit::S3Server;
 use tokio::time::Instant;
 
 /// A stack ARN shaped like CloudFormation's.

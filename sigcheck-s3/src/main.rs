@@ -1,5 +1,5 @@
-//! `testkit serve` runs the local S3 server for shell tests; `testkit presign` prints a
-//! pre-signed PUT URL for it. See `testkit --help`.
+//! `sigcheck-s3 serve` runs the local S3 server for shell tests; `sigcheck-s3 presign` prints a
+//! pre-signed PUT URL for it. See `sigcheck-s3 --help`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,15 +7,15 @@ use std::time::{Duration, SystemTime};
 
 const USAGE: &str = "\
 usage:
-  testkit serve --root DIR [--port N]
+  sigcheck-s3 serve --root DIR [--port N]
       Serve DIR as a signature-checking S3 endpoint on 127.0.0.1 (port 0 = any free
       port; the default). Prints the endpoint URL on the first line of stdout, then
       serves until killed. Objects of bucket BUCKET are stored as DIR/BUCKET/KEY.
-  testkit presign (--v2|--v4) --endpoint URL --key KEY [--ttl SECONDS]
+  sigcheck-s3 presign (--v2|--v4) --endpoint URL --key KEY [--ttl SECONDS]
       Print a pre-signed PUT URL for KEY in the test bucket (default ttl 900 s).
-  testkit key REQUEST_ID
+  sigcheck-s3 key REQUEST_ID
       Print a CloudFormation-shaped object key for REQUEST_ID.
-  testkit bucket
+  sigcheck-s3 bucket
       Print the test bucket's name.";
 
 #[derive(Debug)]
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let command = match parse(&args) {
         Ok(command) => command,
         Err(problem) => {
-            eprintln!("testkit: {problem}\n{USAGE}");
+            eprintln!("sigcheck-s3: {problem}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -102,17 +102,17 @@ fn main() -> ExitCode {
         } => {
             let now = SystemTime::now();
             let url = if v4 {
-                testkit::presign_v4(&endpoint, testkit::BUCKET, &key, now, ttl)
+                sigcheck_s3::presign_v4(&endpoint, sigcheck_s3::BUCKET, &key, now, ttl)
             } else {
-                testkit::presign_v2(&endpoint, testkit::BUCKET, &key, now + ttl)
+                sigcheck_s3::presign_v2(&endpoint, sigcheck_s3::BUCKET, &key, now + ttl)
             };
             println!("{url}");
         }
-        Command::Key(request_id) => println!("{}", testkit::cfn_key(&request_id)),
-        Command::Bucket => println!("{}", testkit::BUCKET),
+        Command::Key(request_id) => println!("{}", sigcheck_s3::cfn_key(&request_id)),
+        Command::Bucket => println!("{}", sigcheck_s3::BUCKET),
         Command::Serve { root, port } => {
             if let Err(e) = serve(root, port) {
-                eprintln!("testkit: {e}");
+                eprintln!("sigcheck-s3: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -121,8 +121,8 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn serve(root: PathBuf, port: u16) -> Result<(), testkit::TestkitError> {
-    let server = testkit::S3Server::start(&root, port).await?;
+async fn serve(root: PathBuf, port: u16) -> Result<(), sigcheck_s3::SigcheckError> {
+    let server = sigcheck_s3::S3Server::start(&root, port).await?;
     println!("{}", server.endpoint());
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -27,9 +27,9 @@ use tokio::task::JoinHandle;
 
 /// Access key the local server accepts. A fixed, public test value: it guards nothing but
 /// a loopback server that lives for one test run.
-pub const ACCESS_KEY: &str = "AKIDTESTKIT";
+pub const ACCESS_KEY: &str = "AKIDSIGCHECK";
 /// Secret key paired with [`ACCESS_KEY`] (public test value, see there).
-pub const SECRET_KEY: &str = "testkit-secret-key";
+pub const SECRET_KEY: &str = "sigcheck-s3-secret-key";
 /// Region used in SigV4 credential scopes.
 pub const REGION: &str = "us-east-1";
 /// The bucket tests write to. Short because s3s-fs names its metadata files
@@ -45,7 +45,7 @@ pub fn cfn_key(request_id: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TestkitError {
+pub enum SigcheckError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("s3s-fs: {0}")]
@@ -62,9 +62,9 @@ pub struct S3Server {
 impl S3Server {
     /// Serves `root` (which must exist) on `127.0.0.1:port` (0 = any free port) with
     /// [`BUCKET`] created, from the current tokio runtime.
-    pub async fn start(root: &Path, port: u16) -> Result<Self, TestkitError> {
+    pub async fn start(root: &Path, port: u16) -> Result<Self, SigcheckError> {
         std::fs::create_dir_all(root.join(BUCKET))?;
-        let fs = s3s_fs::FileSystem::new(root).map_err(|e| TestkitError::Fs(format!("{e:?}")))?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| SigcheckError::Fs(format!("{e:?}")))?;
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
