@@ -1,38 +1,44 @@
 # shellcheck shell=bash
-# The local AWS shared by scripts/demo.sh and tests/e2e/e2e-local.sh: start the local_aws package
-# (moto with the gaps listed in local_aws/gaps.py closed) on 127.0.0.1, point the AWS CLI at it with dummy credentials,
-# create a VPC with two subnets in two Availability Zones, and stop it all again.
+# The local AWS for scripts/demo.sh and every shell test: start the local_aws package (moto
+# with the gaps listed in local_aws/gaps.py closed, or plain moto) on 127.0.0.1, point the AWS
+# CLI at it with dummy credentials, create a VPC with two subnets in two Availability Zones,
+# and stop it all again.
 # Sourced only; defines functions, runs nothing. Needs log/die (scripts/lib/tools.sh).
 
 LOCAL_AWS_PID=""
 LOCAL_AWS_LOG=""
 
-# Prints a free TCP port on 127.0.0.1.
-local_aws_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Environment for every aws call from here on: the local endpoint and dummy credentials.
-# The user's own configuration and credentials files are hidden, so nothing can reach AWS.
-local_aws_environment() { # PORT
+# Environment for every aws call from here on: the local endpoint and dummy credentials
+# (the one place they are written). The user's own configuration and credentials files are
+# hidden, so nothing can reach AWS.
+local_aws_environment() { # PORT [REGION]
   export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_REGION="${2:-us-east-1}" AWS_DEFAULT_REGION="${2:-us-east-1}"
   export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
   export AWS_PAGER=""
   unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 }
 
-# Starts the server in the background (its output goes to LOG) and waits for its ready line.
-# A custom resource that never answers fails after min(its ServiceTimeout,
-# LOCAL_AWS_MAX_SERVICE_TIMEOUT) seconds (default 5) instead of CloudFormation's full wait.
-local_aws_start() { # PORT EFS_DIR LOG
-  local repo waited=0
+# Starts the server in the background (its output goes to LOG), waits for its ready line and
+# points the AWS CLI at it (local_aws_environment). A custom resource that never answers
+# fails after min(its ServiceTimeout, LOCAL_AWS_MAX_SERVICE_TIMEOUT) seconds (default 5)
+# instead of CloudFormation's full wait. With --plain: moto without the project's gaps closed
+# and no EFS folder (tests of a script's own API calls); moto's settings such as
+# MOTO_ECS_SERVICE_RUNNING pass through the environment.
+local_aws_start() { # PORT EFS_DIR LOG | --plain PORT LOG
+  local repo waited=0 args
   repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-  LOCAL_AWS_LOG="$3"
+  if [[ $1 == --plain ]]; then
+    args=(--port "$2" --plain)
+    LOCAL_AWS_LOG="$3"
+    shift
+  else
+    args=(--port "$1" --efs-dir "$2" --max-service-timeout "${LOCAL_AWS_MAX_SERVICE_TIMEOUT:-5}")
+    LOCAL_AWS_LOG="$3"
+  fi
   : >"$LOCAL_AWS_LOG" # exists before the first grep below
-  (cd "$repo" && exec python -m local_aws --port "$1" --efs-dir "$2" \
-    --max-service-timeout "${LOCAL_AWS_MAX_SERVICE_TIMEOUT:-5}") >"$LOCAL_AWS_LOG" 2>&1 &
+  (cd "$repo" && exec python -m local_aws "${args[@]}") >"$LOCAL_AWS_LOG" 2>&1 &
   LOCAL_AWS_PID=$!
   until grep -q '^local AWS .* ready on' "$LOCAL_AWS_LOG"; do
     if ! kill -0 "$LOCAL_AWS_PID" 2>/dev/null || ((waited >= 300)); then

@@ -32,7 +32,7 @@ stand_in_tree() { # DIR
   mkdir -p "${dir}/efs"
   stand_in_template_json "${root}/cfn/CloudExchangeTemplate.yaml" >"${dir}/template.json"
   zip="$(local_aws_build_lambda "$root")"
-  local_aws_start "$(local_aws_free_port)" "${dir}/efs" "${dir}/local-aws.log"
+  local_aws_start "$(free_port)" "${dir}/efs" "${dir}/local-aws.log"
   network="$(local_aws_network)"
   log "deploying ${STAND_IN_STACK} on the local AWS; the Lambda builds the tree in ${dir}/efs"
   if ! DEPLOY_POLL_SECONDS=1 "${root}/scripts/deploy.sh" --stack-name "$STAND_IN_STACK" \

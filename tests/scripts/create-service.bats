@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # scripts/create-service.sh: options, prerequisites, a missing stack or task definition,
 # the service's settings checked against botocore's ECS model, and creating, updating and
-# waiting on plain moto servers on 127.0.0.1 (dummy credentials; no real AWS is called).
+# waiting on two plain local AWS servers on 127.0.0.1 (dummy credentials; no real AWS is called).
 # One server reports services as running (MOTO_ECS_SERVICE_RUNNING=1), the other never
 # does, so the bounded wait and its explanation are exercised too.
 
@@ -15,30 +15,24 @@ setup_file() {
   ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
   # shellcheck source=scripts/lib/tools.sh
   source "${ROOT}/scripts/lib/tools.sh"
+  # shellcheck source=local_aws/local-aws.sh
+  source "${ROOT}/local_aws/local-aws.sh"
   activate_tools
-  export ROOT PATH AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
-  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-  unset AWS_PROFILE AWS_SESSION_TOKEN
-  RUNNING_URL="$(start_moto running MOTO_ECS_SERVICE_RUNNING=1)"
-  STUCK_URL="$(start_moto stuck MOTO_ECS_SERVICE_RUNNING=0)"
+  export ROOT PATH
+  start_plain stuck 0
+  STUCK_URL="$AWS_ENDPOINT_URL"
+  start_plain running 1
+  RUNNING_URL="$AWS_ENDPOINT_URL"
   export RUNNING_URL STUCK_URL
   AWS_ENDPOINT_URL="$RUNNING_URL" create_outputs_stack ce
   AWS_ENDPOINT_URL="$STUCK_URL" create_outputs_stack ce
 }
 
-# Starts moto_server NAME with the environment ENV; prints its URL once it answers.
-start_moto() { # NAME ENV
-  local port tries=0
-  port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  env "$2" moto_server -H 127.0.0.1 -p "$port" >"${BATS_FILE_TMPDIR}/$1.log" 2>&1 &
-  printf '%s\n' "$!" >"${BATS_FILE_TMPDIR}/$1.pid"
-  until curl -fs -o /dev/null "http://127.0.0.1:${port}/moto-api/"; do
-    tries=$((tries + 1))
-    [[ $tries -lt 100 ]] || { cat "${BATS_FILE_TMPDIR}/$1.log" >&2; return 1; }
-    sleep 0.1
-  done
-  printf 'http://127.0.0.1:%s\n' "$port"
+# Starts the plain local AWS NAME, whose ECS services report RUNNING (1) or never do (0),
+# and points the AWS CLI at it (AWS_ENDPOINT_URL, dummy credentials).
+start_plain() { # NAME RUNNING
+  MOTO_ECS_SERVICE_RUNNING="$2" local_aws_start --plain "$(free_port)" "${BATS_FILE_TMPDIR}/$1.log"
+  printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/$1.pid"
 }
 
 # A stack named NAME with the outputs create-service.sh reads, on a real (moto) VPC.

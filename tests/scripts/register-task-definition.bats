@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # scripts/register-task-definition.sh: options, refusals and rendering, against the fixture
-# stacks in tests/fixtures and a moto server on 127.0.0.1 (AWS_ENDPOINT_URL, dummy
+# stacks in tests/fixtures and the plain local AWS on 127.0.0.1 (AWS_ENDPOINT_URL, dummy
 # credentials; no real AWS is ever called).
 
 # status, output and stderr are set by bats' run; literal ${...} in single quotes is meant.
@@ -11,14 +11,16 @@ setup_file() {
   ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
   # shellcheck source=scripts/lib/tools.sh
   source "${ROOT}/scripts/lib/tools.sh"
+  # shellcheck source=local_aws/local-aws.sh
+  source "${ROOT}/local_aws/local-aws.sh"
   activate_tools
   local port
   port="$(free_port)"
-  moto_server -H 127.0.0.1 -p "$port" >"${BATS_FILE_TMPDIR}/moto.log" 2>&1 &
-  echo $! >"${BATS_FILE_TMPDIR}/moto.pid"
-  export PATH ROOT AWS_ENDPOINT_URL="http://127.0.0.1:${port}"
-  wait_until 30 0.1 curl -fs -o /dev/null "${AWS_ENDPOINT_URL}/moto-api/" ||
-    { cat "${BATS_FILE_TMPDIR}/moto.log" >&2; return 1; }
+  local_aws_start --plain "$port" "${BATS_FILE_TMPDIR}/moto.log"
+  echo "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/moto.pid"
+  # The fixture stacks are in eu-west-1.
+  local_aws_environment "$port" eu-west-1
+  export PATH ROOT
 }
 
 teardown_file() {
@@ -28,11 +30,6 @@ teardown_file() {
 setup() {
   SCRIPT="${ROOT}/scripts/register-task-definition.sh"
   FIXTURES="${ROOT}/tests/fixtures"
-  # Only the moto server: no profile, no config, dummy credentials.
-  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
-  export AWS_DEFAULT_REGION=eu-west-1 AWS_REGION=eu-west-1
-  export AWS_CONFIG_FILE="${BATS_TEST_TMPDIR}/none" AWS_SHARED_CREDENTIALS_FILE="${BATS_TEST_TMPDIR}/none"
-  unset AWS_PROFILE
 }
 
 # Variants of the fixture stack, derived here rather than kept as copies.

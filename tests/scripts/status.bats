@@ -19,7 +19,7 @@ setup_file() {
   local zip network
   zip="$(local_aws_build_lambda "$ROOT")"
   mkdir -p "${BATS_FILE_TMPDIR}/efs"
-  local_aws_start "$(local_aws_free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
+  local_aws_start "$(free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
   printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/local-aws.pid"
   network="$(local_aws_network)"
   DEPLOY_POLL_SECONDS=1 "${ROOT}/scripts/deploy.sh" --stack-name ce-status --vpc-id "${network% *}" \
