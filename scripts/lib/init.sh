@@ -7,7 +7,5 @@
 source "$(dirname "${BASH_SOURCE[0]}")/messages.sh"
 # shellcheck source=scripts/lib/proc.sh
 source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 # shellcheck source=scripts/lib/aws.sh
 source "$(dirname "${BASH_SOURCE[0]}")/aws.sh"

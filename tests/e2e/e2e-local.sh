@@ -10,6 +10,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=tests/lib/checks.sh
+source "${ROOT}/tests/lib/checks.sh"
 # shellcheck source=local_aws/local-aws.sh
 source "${ROOT}/local_aws/local-aws.sh"
 # shellcheck source=tests/e2e/stand-in-tree.sh

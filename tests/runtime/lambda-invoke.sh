@@ -9,6 +9,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=tests/lib/checks.sh
+source "${ROOT}/tests/lib/checks.sh"
 
 FIXTURES="${ROOT}/tests/fixtures/events"
 STARTUP_TIMEOUT=300 # seconds for the emulator to come up (it may have to compile)

@@ -25,6 +25,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
+# shellcheck source=tests/lib/checks.sh
+source "${ROOT}/tests/lib/checks.sh"
 # shellcheck source=scripts/lib/init.sh
 source "${ROOT}/scripts/lib/init.sh"
 # shellcheck source=local_aws/local-aws.sh

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # One way for the shell tests to run a check and sum them up: `check DESCRIPTION COMMAND...`
 # prints "ok" or "FAIL" and counts; `checks_summary NAME` prints the totals and fails if any
-# check did. Sourced through scripts/lib/init.sh.
+# check did. Test-only: the shell tests source it after scripts/lib/tools.sh.
 
 CHECKS_PASSED=0
 CHECKS_FAILED=0
