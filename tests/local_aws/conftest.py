@@ -1,5 +1,5 @@
 """Fixtures for the local AWS's tests: one server in this process (moto's ThreadedMotoServer
-with every gap installed), boto3 clients on it, a VPC, and stand-in functions.
+with every gap installed), boto3 clients on it, a VPC, and fake functions.
 
 Run from the repository root: ``python -m pytest tests/local_aws`` (scripts/test.sh
 --only local_aws_tests).
@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from local_aws import server
-from tests.local_aws.support import REGION, STAND_IN, make_zip, unique
+from tests.local_aws.support import FAKE_FUNCTION, REGION, make_zip, unique
 
 # How long the local AWS waits for a custom resource that never answers (seconds).
 MAX_SERVICE_TIMEOUT_S = 0.5
@@ -51,24 +51,24 @@ def aws(local_aws: dict[str, str]) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="session")
 def code_bucket(aws: Callable[[str], Any]) -> dict[str, str]:
-    """The stand-in function's zip in S3, as `aws cloudformation package` would leave it."""
+    """The fake function's zip in S3, as `aws cloudformation package` would leave it."""
     s3 = aws("s3")
     s3.create_bucket(Bucket="local-aws-tests-code")
-    s3.put_object(Bucket="local-aws-tests-code", Key="stand-in.zip", Body=make_zip(STAND_IN))
-    # The role the stand-in functions name (Lambda refuses a role that does not exist).
+    s3.put_object(Bucket="local-aws-tests-code", Key="fake-function.zip", Body=make_zip(FAKE_FUNCTION))
+    # The role the fake functions name (Lambda refuses a role that does not exist).
     trust = {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
     }
-    aws("iam").create_role(RoleName="stand-in", AssumeRolePolicyDocument=json.dumps(trust))
-    return {"S3Bucket": "local-aws-tests-code", "S3Key": "stand-in.zip"}
+    aws("iam").create_role(RoleName="fake-function", AssumeRolePolicyDocument=json.dumps(trust))
+    return {"S3Bucket": "local-aws-tests-code", "S3Key": "fake-function.zip"}
 
 
 @pytest.fixture
 def record_dir(tmp_path: Path) -> Path:
-    """Where the stand-in writes each event it receives."""
+    """Where the fake function writes each event it receives."""
     return tmp_path
 
 

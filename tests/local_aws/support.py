@@ -17,13 +17,13 @@ Aws = Callable[[str], Any]
 Deploy = Callable[..., dict[str, Any]]
 Network = Callable[..., dict[str, Any]]
 
-# A stand-in for a custom resource's function (standard library only, so no build): takes
+# A fake function for a custom resource (standard library only, so no build): takes
 # one event from the Lambda Runtime API, writes it to $RECORD_DIR (with the AWS_LAMBDA_LOG_*
 # variables under _logging), answers $ANSWER_STATUS
 # (SUCCESS or FAILED; FAILED only for the RequestType $FAIL_ON, or for the property Value
 # $FAIL_VALUE, when set) at the ResponseURL, or nothing when
 # $ANSWER_STATUS is "none"; $CONTENT_TYPE, when set, is sent with the PUT.
-STAND_IN = r"""#!/usr/bin/env python3
+FAKE_FUNCTION = r"""#!/usr/bin/env python3
 import json, os, sys, urllib.request
 api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
 with urllib.request.urlopen(api + "/invocation/next") as reply:
@@ -34,15 +34,15 @@ if record:
     with open(os.path.join(record, event["RequestId"] + ".json"), "w") as out:
         logging = {k: v for k, v in os.environ.items() if k.startswith("AWS_LAMBDA_LOG_")}
         json.dump(dict(event, _logging=logging), out)
-print("stand-in got", event["RequestType"])
+print("fake function got", event["RequestType"])
 status = os.environ.get("ANSWER_STATUS", "SUCCESS")
 if os.environ.get("FAIL_ON"):
     status = "FAILED" if event["RequestType"] == os.environ["FAIL_ON"] else "SUCCESS"
 if os.environ.get("FAIL_VALUE"):
     status = "FAILED" if event["ResourceProperties"].get("Value") == os.environ["FAIL_VALUE"] else "SUCCESS"
 if status != "none":
-    body = json.dumps({"Status": status, "Reason": "stand-in " + status,
-                       "PhysicalResourceId": event.get("PhysicalResourceId") or "stand-in-id",
+    body = json.dumps({"Status": status, "Reason": "fake function " + status,
+                       "PhysicalResourceId": event.get("PhysicalResourceId") or "fake-function-id",
                        "StackId": event["StackId"], "RequestId": event["RequestId"],
                        "LogicalResourceId": event["LogicalResourceId"],
                        "Data": {"Echo": event["ResourceProperties"].get("Value", "")}}).encode()
@@ -69,7 +69,7 @@ def make_zip(script: str) -> bytes:
 
 
 def recorded(record_dir: Path) -> list[dict[str, Any]]:
-    """The events the stand-in received, oldest first."""
+    """The events the fake function received, oldest first."""
     files = sorted(record_dir.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
     return [json.loads(p.read_text()) for p in files]
 
@@ -94,14 +94,14 @@ def function_resource(
     environment: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An AWS::Lambda::Function running the stand-in, recording into ``record_dir``."""
+    """An AWS::Lambda::Function running the fake function, recording into ``record_dir``."""
     return {
         "Type": "AWS::Lambda::Function",
         "Properties": {
             "Code": code,
             "Runtime": "provided.al2023",
             "Handler": "bootstrap",
-            "Role": "arn:aws:iam::123456789012:role/stand-in",
+            "Role": "arn:aws:iam::123456789012:role/fake-function",
             "Timeout": 30,
             "Environment": {"Variables": {"RECORD_DIR": str(record_dir), **(environment or {})}},
             **(extra or {}),

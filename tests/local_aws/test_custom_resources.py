@@ -47,11 +47,11 @@ def test_custom_resource_lifecycle(deploy: Deploy, aws: Aws, code_bucket: dict[s
     create, update, delete = recorded(record_dir)
     assert (create["RequestType"], update["RequestType"], delete["RequestType"]) == ("Create", "Update", "Delete")
     assert update["OldResourceProperties"]["Value"] == "one" and update["ResourceProperties"]["Value"] == "two"
-    assert update["PhysicalResourceId"] == delete["PhysicalResourceId"] == "stand-in-id"
+    assert update["PhysicalResourceId"] == delete["PhysicalResourceId"] == "fake-function-id"
     # A FAILED answer fails the resource with its Reason, and the stack rolls back.
     failed = deploy(custom_template(code_bucket, record_dir, environment={"FAIL_ON": "Create"}))
     assert failed["StackStatus"] == "ROLLBACK_COMPLETE"
-    assert ("Custom", "CREATE_FAILED", "stand-in FAILED") in failures(aws, failed["StackId"])
+    assert ("Custom", "CREATE_FAILED", "fake function FAILED") in failures(aws, failed["StackId"])
 
 
 def test_response_url(
@@ -113,7 +113,7 @@ def test_lambda_logging_config(deploy: Deploy, aws: Aws, code_bucket: dict[str, 
     assert create["_logging"]["AWS_LAMBDA_LOG_LEVEL"] == "WARN"
     assert create["_logging"]["AWS_LAMBDA_LOG_GROUP_NAME"] == group
     logged = aws("logs").filter_log_events(logGroupName=group)["events"]
-    assert [e["message"] for e in logged] == ["stand-in got Create"]
+    assert [e["message"] for e in logged] == ["fake function got Create"]
     # Without a LoggingConfig: plain text, no level, the default group.
     plain_dir = record_dir / "plain"
     plain_dir.mkdir()

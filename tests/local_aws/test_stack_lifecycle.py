@@ -100,7 +100,7 @@ def test_delete_failed_kept(deploy: Deploy, aws: Aws, code_bucket: dict[str, str
     stack = aws("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "DELETE_FAILED"
     assert stack["StackStatusReason"].startswith("The following resource(s) failed to delete: [Custom].")
-    assert ("Custom", "DELETE_FAILED", "stand-in FAILED") in failures(aws, name)
+    assert ("Custom", "DELETE_FAILED", "fake function FAILED") in failures(aws, name)
     # Resources that depend on nothing failed are gone; those the failed one needs remain.
     seen = [(logical, status) for logical, status, _ in events(aws, name)]
     assert ("Function", "DELETE_IN_PROGRESS") not in seen

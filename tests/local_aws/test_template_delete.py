@@ -22,7 +22,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "cfn" / "CloudExchangeTemplate.
 
 
 def project_template(code: dict[str, str], record_dir: Path) -> dict[str, Any]:
-    """The template with the stand-in as the function's code, recording its events."""
+    """The template with the fake function as the function's code, recording its events."""
     template, errors = decode(str(TEMPLATE))
     assert not errors, errors
     template = json.loads(json.dumps(template))  # plain dicts and strings

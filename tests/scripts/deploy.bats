@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # scripts/deploy.sh: options, prerequisites, credentials, the network preflight, and whole
 # deployments of the real template on the local AWS (tests/scripts/local-stack.bash: moto with the
-# project's patches, on 127.0.0.1, dummy credentials) with stand-ins for the Lambda, so no
+# project's patches, on 127.0.0.1, dummy credentials) with fake functions for the Lambda, so no
 # Rust build is needed here.
 
 # status, output and stderr are set by bats' run.

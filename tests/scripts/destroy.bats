@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # scripts/destroy.sh on the local AWS (local_aws/, 127.0.0.1, dummy credentials) with
-# the real template and stand-ins for the Lambda: the service, its cluster and the stack go;
+# the real template and fake functions for the Lambda: the service, its cluster and the stack go;
 # the file system and the maintenance password stay, listed with their delete commands,
 # unless --delete-data gets the file system id typed back; a deletion that fails on the
 # custom resource is retried retaining it.

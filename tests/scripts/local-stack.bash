@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # What the bats files that deploy the real template share: the local AWS (local_aws/,
-# on 127.0.0.1 with dummy credentials) with a VPC and two subnets, stand-ins for the Lambda
+# on 127.0.0.1 with dummy credentials) with a VPC and two subnets, fake functions for the Lambda
 # so no Rust build is needed, and deploy.sh with the options every deployment needs.
 # Sourced by tests/scripts/deploy.bats and tests/scripts/destroy.bats; call local_stack_setup_file from
 # setup_file and local_stack_teardown_file from teardown_file.
@@ -10,7 +10,7 @@ source "${BATS_TEST_DIRNAME}/../../scripts/lib/tools.sh"
 # shellcheck source=local_aws/local-aws.sh
 source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
 
-# Starts the local AWS and makes the stand-ins: answers.zip answers SUCCESS, silent.zip
+# Starts the local AWS and makes the fake functions: answers.zip answers SUCCESS, silent.zip
 # never answers, no-delete.zip answers everything but Delete, refuses.zip answers FAILED to
 # everything but Delete (which it never answers).
 local_stack_setup_file() {
@@ -25,7 +25,7 @@ local_stack_setup_file() {
   make_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
   printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
   make_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
-  # shellcheck disable=SC2016 # the line is for the stand-in, expanded there
+  # shellcheck disable=SC2016 # the line is for the fake function, expanded there
   sed '/^response_url=/a [ "$(printf "%s" "$event" | jq -r .RequestType)" != Delete ] || exit 0' \
     "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" >"${BATS_FILE_TMPDIR}/no-delete.sh"
   make_zip "${BATS_FILE_TMPDIR}/no-delete.sh" "${BATS_FILE_TMPDIR}/no-delete.zip"

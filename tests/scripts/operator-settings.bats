@@ -3,7 +3,7 @@
 # certificate, rendered by scripts/register-task-definition.sh from a stack that has them
 # (tests/fixtures/stack-outputs-operator-settings.json) and from one that has not (the
 # default fixture), checked against botocore's ECS RegisterTaskDefinition model; and the
-# ui-certificate init container's script, run here on a folder standing in for the volume.
+# ui-certificate init container's script, run here on a local folder in place of the volume.
 
 # status, output and stderr are set by bats' run.
 # shellcheck disable=SC2154
