@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--efs-dir",
         default=os.environ.get("CE_LOCAL_EFS_DIR"),
-        help="folder standing in for EFS (default: $CE_LOCAL_EFS_DIR)",
+        help="the EFS folder: a local folder that plays EFS (default: $CE_LOCAL_EFS_DIR)",
     )
     parser.add_argument(
         "--max-service-timeout",
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    where = "plain, no gap closed" if args.plain else f"EFS stands in at {SETTINGS.efs_dir}"
+    where = "plain, no gap closed" if args.plain else f"EFS folder {SETTINGS.efs_dir}"
     print(f"local AWS (moto {MOTO_VERSION}) ready on http://127.0.0.1:{args.port}; {where}", flush=True)
     try:
         stopped.wait()

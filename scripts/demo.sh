@@ -81,7 +81,7 @@ deploy() { # LAMBDA_ZIP
 }
 
 print_tree() {
-  printf '\nThe tree the custom resource built (mode owner:group path) in the folder standing in for EFS:\n'
+  printf '\nThe tree the custom resource built (mode owner:group path) in the EFS folder (a local folder that plays EFS):\n'
   (cd "$EFS_DIR" && find . -mindepth 1 -printf '  %#m %U:%G %P\n' | sort -k3)
   # Only names and certificate fields are printed: openssl x509 -noout shows no key, even
   # from the combined PEM that holds one.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local end-to-end test of the whole flow on the local AWS (local_aws/): deploy.sh with
-# the custom resource answered by the real Lambda binary on a folder standing in for EFS,
+# the custom resource answered by the real Lambda binary on the EFS folder (a local folder that plays EFS),
 # register-task-definition.sh, create-service.sh, then an update that changes the tree, a
 # delete that keeps the data, and a tree the Lambda refuses (the stack rolls back and
 # deploy.sh fails with the Lambda's reason). Expectations are read from the template itself.
@@ -14,8 +14,8 @@ source "${ROOT}/scripts/lib/tools.sh"
 source "${ROOT}/tests/lib/checks.sh"
 # shellcheck source=local_aws/local-aws.sh
 source "${ROOT}/local_aws/local-aws.sh"
-# shellcheck source=tests/e2e/stand-in-tree.sh
-source "${ROOT}/tests/e2e/stand-in-tree.sh"
+# shellcheck source=tests/e2e/deployed-tree.sh
+source "${ROOT}/tests/e2e/deployed-tree.sh"
 
 STACK="ce-e2e"
 BAD_STACK="ce-e2e-bad"
@@ -88,7 +88,7 @@ repo_copy() { # NAME JQ_FILTER [JQ_ARGS...]
   cp -r "${ROOT}/scripts" "$copy/"
   # Written back as block YAML (intrinsics in their long form), the layout deploy.sh reads
   # the template's parameter names from.
-  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" |
+  deployed_tree_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" | jq "$@" "$filter" |
     python -c 'import json, sys, yaml; yaml.safe_dump(json.load(sys.stdin), sys.stdout, sort_keys=False, width=1000)' \
       >"${copy}/cfn/CloudExchangeTemplate.yaml"
   printf '%s\n' "$copy"
@@ -186,7 +186,7 @@ file_holds() { # FILE TEXT
 # ------------------------------------------------------------------ steps
 
 test_create() {
-  stand_in_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/template.json"
+  deployed_tree_template_json "${ROOT}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/template.json"
   check "deploy.sh creates the stack" deploy_from "$ROOT" "$STACK" "${WORK_DIR}/create.log"
   check "stack is CREATE_COMPLETE" status_is "$STACK" CREATE_COMPLETE
   check "custom resource EfsTree is CREATE_COMPLETE" has_event "$STACK" EfsTree CREATE_COMPLETE
@@ -218,7 +218,7 @@ test_update() {
       [{Path: $path, Owner: "1001", Group: "1001", Mode: "0700"}]
     | (.Resources.EfsTree.Properties.Files[] | select(.Path == "data/env/ce-env.sh") | .Content) += "# e2e update\n"' \
     --arg path "$EXTRA_DIR")"
-  stand_in_template_json "${copy}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/updated.json"
+  deployed_tree_template_json "${copy}/cfn/CloudExchangeTemplate.yaml" >"${WORK_DIR}/updated.json"
   check "deploy.sh updates the stack with one more directory and a new env loader" \
     deploy_from "$copy" "$STACK" "${WORK_DIR}/update.log"
   check "stack is UPDATE_COMPLETE" status_is "$STACK" UPDATE_COMPLETE

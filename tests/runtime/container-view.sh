@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The containers' view of the deployed tree: deploys the stack on the local AWS, where the
-# real Lambda builds CE's tree on a folder standing in for EFS (tests/e2e/stand-in-tree.sh),
+# real Lambda builds CE's tree on the EFS folder (tests/e2e/deployed-tree.sh),
 # renders the task definition from the stack's outputs, then follows every container's
 # mount points through their access points to that folder and checks what each container
 # will find there (tests/runtime/container_view.py: directories, write access as the access point's
@@ -15,8 +15,8 @@ source "${ROOT}/scripts/lib/tools.sh"
 source "${ROOT}/scripts/lib/init.sh"
 # shellcheck source=local_aws/local-aws.sh
 source "${ROOT}/local_aws/local-aws.sh"
-# shellcheck source=tests/e2e/stand-in-tree.sh
-source "${ROOT}/tests/e2e/stand-in-tree.sh"
+# shellcheck source=tests/e2e/deployed-tree.sh
+source "${ROOT}/tests/e2e/deployed-tree.sh"
 
 TREE=""
 KEEP_TREE=""
@@ -30,7 +30,7 @@ Checks the EFS tree the Lambda builds as each container of the rendered task def
 will see it, then proves each check catches a planted fault. Must run as root (the Lambda
 chowns the tree; the probes switch to the access points' uids).
 
-  --tree DIR       use a tree tests/e2e/stand-in-tree.sh built in DIR (default: deploy one now)
+  --tree DIR       use a tree tests/e2e/deployed-tree.sh built in DIR (default: deploy one now)
   --keep-tree DIR  deploy one into DIR (empty or new) and leave it there, for
                    tests/runtime/tls-endpoints.sh --tree DIR
 USAGE
@@ -59,12 +59,12 @@ main() {
   activate_tools
   trap cleanup EXIT
   if [[ -n $KEEP_TREE ]]; then
-    stand_in_tree_use "" "$KEEP_TREE"
+    deployed_tree_use "" "$KEEP_TREE"
   else
     [[ -n $TREE ]] || WORK="$(mktemp -d)"
-    stand_in_tree_use "$TREE" "${WORK}/tree"
+    deployed_tree_use "$TREE" "${WORK}/tree"
   fi
-  TREE="$STAND_IN_TREE"
+  TREE="$DEPLOYED_TREE"
   local status=0
   log "container view: checks"
   python -m tests.runtime.container_view check --tree "$TREE" || status=1

@@ -1,4 +1,4 @@
-"""The task's containers' view of the tree the EfsTree Lambda built on the stand-in folder.
+"""The task's containers' view of the tree the EfsTree Lambda built on the EFS folder.
 
 On Fargate a container sees EFS only through its mount points: mountPoint.sourceVolume ->
 volume -> efsVolumeConfiguration.authorizationConfig.accessPointId -> the access point's
@@ -27,13 +27,13 @@ on the folder the real Lambda filled, what the container will find:
     python -m tests.runtime.container_view self-test --tree DIR
     python -m tests.runtime.container_view mounts --tree DIR --container NAME
 
-DIR is what tests/e2e/stand-in-tree.sh leaves: efs/ (the stand-in folder), template.json,
+DIR is what tests/e2e/deployed-tree.sh leaves: efs/ (the EFS folder), template.json,
 outputs.json (describe-stacks) and task-definition.json (rendered from those outputs).
 `self-test` plants faults on copies, at least one per check (MUTATIONS: a missing access point
 root or nested mount point, a foreign PosixUser, a missing or non-executable entry point, a
 moved mount path, a key the container cannot read, a key made 0644, the CA key copied into
 an access point) and fails unless each is caught.
-`mounts` lists a container's EFS mounts and where they lie on the stand-in folder (the TLS
+`mounts` lists a container's EFS mounts and where they lie on the EFS folder (the TLS
 tests bind-mount them to give a server the container's view).
 Needs root: the probes switch to the access points' uids. Run from the repository root.
 """
@@ -87,7 +87,7 @@ PUBLIC_FORMAT = (serialization.Encoding.DER, serialization.PublicFormat.SubjectP
 # ---------------------------------------------------------------- inputs
 @dataclass
 class Inputs:
-    efs: Path  # the stand-in folder, as the Lambda left it (a copy in the self-test)
+    efs: Path  # the EFS folder, as the Lambda left it (a copy in the self-test)
     template: dict  # the CloudFormation template, long-form intrinsics
     outputs: dict  # stack output key -> value
     task_definition: dict  # rendered from those outputs
@@ -212,7 +212,7 @@ def locate(mount_list: list[Mount], path: str) -> tuple[Mount, PurePosixPath] | 
 
 # ---------------------------------------------------------------- file system, as root
 def open_dir(efs: Path, path: PurePosixPath) -> int:
-    """A descriptor of the directory at PATH below the stand-in folder, reached one component
+    """A descriptor of the directory at PATH below the EFS folder, reached one component
     at a time without following a symlink (as the Lambda walks it)."""
     fd = os.open(efs, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -353,7 +353,7 @@ def read_text(efs: Path, mount: Mount, below: PurePosixPath) -> str | None:
 
 
 def tree_files(efs: Path) -> Iterator[PurePosixPath]:
-    """Every regular file below the stand-in folder (symlinks are not followed)."""
+    """Every regular file below the EFS folder (symlinks are not followed)."""
     for directory, dirs, files in os.walk(efs):
         dirs.sort()
         for name in sorted(files):
@@ -666,7 +666,7 @@ CHECKS = {
 
 # ---------------------------------------------------------------- planted faults
 def clone_tree(source: Path, target: Path) -> None:
-    """A copy of the stand-in folder keeping owners and modes."""
+    """A copy of the EFS folder keeping owners and modes."""
     shutil.copytree(source, target, symlinks=True)
     for directory, dirs, files in os.walk(source):
         for name in [".", *dirs, *files]:
@@ -822,7 +822,7 @@ def self_test(inputs: Inputs) -> bool:
 
 def print_mounts(inputs: Inputs, name: str) -> int:
     """One line per EFS mount of the container, outer mounts first: container path, directory
-    on the stand-in folder, ro or rw, and the access point's uid and gid (tab-separated)."""
+    on the EFS folder, ro or rw, and the access point's uid and gid (tab-separated)."""
     resolved, errors = mounts(inputs, container(inputs, name))
     for error in errors:
         print(error, file=sys.stderr)
@@ -839,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("mode", choices=["check", "self-test", "mounts"])
-    parser.add_argument("--tree", required=True, type=Path, help="what tests/e2e/stand-in-tree.sh left")
+    parser.add_argument("--tree", required=True, type=Path, help="what tests/e2e/deployed-tree.sh left")
     parser.add_argument("--container", help="mounts: the container")
     args = parser.parse_args(argv)
     inputs = load(args.tree)

@@ -31,8 +31,8 @@ source "${ROOT}/tests/lib/checks.sh"
 source "${ROOT}/scripts/lib/init.sh"
 # shellcheck source=local_aws/local-aws.sh
 source "${ROOT}/local_aws/local-aws.sh"
-# shellcheck source=tests/e2e/stand-in-tree.sh
-source "${ROOT}/tests/e2e/stand-in-tree.sh"
+# shellcheck source=tests/e2e/deployed-tree.sh
+source "${ROOT}/tests/e2e/deployed-tree.sh"
 
 START_SECONDS=120 # for a server to listen
 STOP_SECONDS=30   # for a server to end after SIGTERM, before SIGKILL
@@ -76,7 +76,7 @@ generated, as the containers see them, and checks what their clients get. Must r
 (bind mounts, and the servers run as the access points' uid). Installs rabbitmq-server
 (Debian) when it is missing.
 
-  --tree DIR  use a tree tests/e2e/stand-in-tree.sh built in DIR (default: deploy one now)
+  --tree DIR  use a tree tests/e2e/deployed-tree.sh built in DIR (default: deploy one now)
 USAGE
 }
 
@@ -126,7 +126,7 @@ cleanup() {
 # Bind-mounts every EFS mount of CONTAINER at WORK/view/CONTAINER/<containerPath>, outer
 # mounts first, read-only where the task definition says so. Sets VIEW to that folder and
 # VIEW_USER to setpriv's arguments for the access points' uid/gid (all of the container's
-# access points must share it, or no single process can stand in for the container).
+# access points must share it, or no single process can act as the container).
 container_root() { # CONTAINER
   local path host mode uid gid users=()
   VIEW="${WORK}/view/$1"
@@ -143,7 +143,7 @@ container_root() { # CONTAINER
   done < <(python -m tests.runtime.container_view mounts --tree "$TREE" --container "$1")
   [[ ${#users[@]} -gt 0 ]] || die "$1 has no EFS mount"
   [[ $(printf '%s\n' "${users[@]}" | sort -u | wc -l) -eq 1 ]] ||
-    die "$1's access points have different users (${users[*]}); one process cannot stand in for them"
+    die "$1's access points have different users (${users[*]}); one process cannot act as all of them"
   VIEW_USERS[$1]="${users[0]}"
   VIEW_USER=(--reuid "${users[0]%:*}" --regid "${users[0]#*:}" --clear-groups)
 }
@@ -194,8 +194,8 @@ setup() {
   ensure_rabbitmq
   WORK="$(mktemp -d)"
   chmod 0711 "$WORK" # the servers, not root, walk down to their views
-  stand_in_tree_use "$TREE" "${WORK}/tree"
-  TREE="$STAND_IN_TREE"
+  deployed_tree_use "$TREE" "${WORK}/tree"
+  TREE="$DEPLOYED_TREE"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=a different CA" \
     -keyout "${WORK}/other-ca.key" -out "${WORK}/other-ca.crt" 2>/dev/null
 }
