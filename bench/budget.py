@@ -1,12 +1,12 @@
-"""The function's server operations on the EFS stand-in stay within a recorded budget.
+"""The function's server operations on the EFS latency model stay within a recorded budget.
 
 Builds the template's CE tree (bench/trees.py) with the function's own logic (the
-apply_tree example of the lambda crate) on the EFS stand-in with no latency: a Create on an
+apply_tree example of the lambda crate) on the EFS latency model with no latency: a Create on an
 empty file system, then an unchanged Update, each on a fresh mount (cold caches). Fails when
 the operations per declared entry of either grow past bench/op-budget.toml. To prove the
 check can fail, it then checks the same counts against a budget one operation short and
 expects that to fail. ``--record`` writes the measured counts as the new budget.
-Run by scripts/test.sh (step op_budget): ``python -m bench.budget --standin BIN --apply BIN``.
+Run by scripts/test.sh (step op_budget): ``python -m bench.budget --efs-latency BIN --apply BIN``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import time
 import tomllib
 from pathlib import Path
 
-from bench.standin import StandInError, mounted
+from bench.efs_latency import EfsLatencyError, mounted
 from bench.trees import ce_tree, entry_count, verify_tree
 
 BUDGET = Path(__file__).resolve().parent / "op-budget.toml"
 REQUESTS = ("create", "update")
 
 
-def count_ops(standin: Path, apply: Path, cache_secs: float) -> tuple[dict[str, int], int]:
+def count_ops(efs_latency: Path, apply: Path, cache_secs: float) -> tuple[dict[str, int], int]:
     """Server operations of a Create and of an unchanged Update, and the number of entries."""
     tree, _ = ce_tree()
     ops: dict[str, int] = {}
@@ -37,15 +37,15 @@ def count_ops(standin: Path, apply: Path, cache_secs: float) -> tuple[dict[str, 
         props.write_text(json.dumps(tree), encoding="utf-8")
         backing.mkdir()
         for request in REQUESTS:
-            with mounted(standin, backing, 0.0, cache_secs) as (mountpoint, stats):
+            with mounted(efs_latency, backing, 0.0, cache_secs) as (mountpoint, stats):
                 run = subprocess.run(
                     [str(apply), str(props), str(mountpoint)], capture_output=True, text=True, check=False
                 )
             if run.returncode != 0:
-                raise StandInError(f"apply_tree ({request}) failed: {run.stderr.strip()}")
+                raise EfsLatencyError(f"apply_tree ({request}) failed: {run.stderr.strip()}")
             problem = verify_tree(backing, tree)
             if problem:
-                raise StandInError(f"apply_tree ({request}) left a wrong tree: {problem}")
+                raise EfsLatencyError(f"apply_tree ({request}) left a wrong tree: {problem}")
             ops[request] = stats["total"]
             kinds = ", ".join(f"{kind} {n}" for kind, n in stats["ops"].items() if n)
             print(f"{request}: {stats['total']} server operations ({kinds})")
@@ -72,7 +72,7 @@ def record(path: Path, ops: dict[str, int], entries: int, cache_secs: float) -> 
     path.write_text(
         "# Server operations per declared entry that the function may spend on the CE tree (the\n"
         "# template's EfsTree Directories and Files, as bench/trees.py reads them), counted by the EFS\n"
-        "# stand-in (efs-standin/) with no latency: a Create on an empty file system, then an unchanged\n"
+        "# latency model (efs-latency/) with no latency: a Create on an empty file system, then an unchanged\n"
         "# Update, each on a fresh mount. scripts/test.sh (step op_budget) fails when either grows.\n"
         f"# Measured {when} with `python -m bench.budget --record`: Create {ops['create']} and Update\n"
         f"# {ops['update']} operations for {entries} entries. Re-record when a change is meant to cost more.\n"
@@ -85,7 +85,7 @@ def record(path: Path, ops: dict[str, int], entries: int, cache_secs: float) -> 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--standin", required=True, type=Path, help="the efs-standin binary")
+    parser.add_argument("--efs-latency", required=True, type=Path, help="the efs-latency binary")
     parser.add_argument("--apply", required=True, type=Path, help="the apply_tree example of the lambda crate")
     parser.add_argument("--budget", type=Path, default=BUDGET, help=f"the budget file (default {BUDGET})")
     parser.add_argument("--record", action="store_true", help="write the measured counts as the budget")
@@ -93,8 +93,8 @@ def main(argv: list[str]) -> int:
     budget = tomllib.loads(args.budget.read_text(encoding="utf-8")) if args.budget.is_file() else {}
     cache_secs = float(budget.get("cache_secs", 3))
     try:
-        ops, entries = count_ops(args.standin, args.apply, cache_secs)
-    except StandInError as err:
+        ops, entries = count_ops(args.efs_latency, args.apply, cache_secs)
+    except EfsLatencyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.record:

@@ -11,9 +11,9 @@ response to a receiver on 127.0.0.1; every response and tree is checked. Measure
   takes the kernel's arrival stamp of the request, so its own scheduling does not count)
 - total: process start -> response PUT sent
 - peak RSS of the function process (VmHWM)
-- server operations: what reached the EFS stand-in (efs-standin/), by kind
+- server operations: what reached the EFS latency model (efs-latency/), by kind
 
-The file system is either the EFS stand-in, a FUSE passthrough that delays every operation
+The file system is either the EFS latency model, a FUSE passthrough that delays every operation
 reaching it by --latency-ms as EFS's network round trip does (a fresh mount for each
 request, so the client's caches start cold), or, with --latency-ms none, a plain folder
 under --tree-dir. Runs are interleaved across contestants after one discarded warm-up run
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import chart
+from bench.efs_latency import EfsLatencyError, mounted
 from bench.receiver import Receiver
-from bench.standin import StandInError, mounted
 from bench.trees import TreeError, ce_tree, entry_count, generated_tree, owned_by_runner, verify_tree
 from local_aws.response_url import object_key, presigned_path
 from local_aws.runtime_api import invoke_once
@@ -84,26 +84,26 @@ class Sample:
 
 @dataclasses.dataclass
 class FileSystem:
-    """Where trees are built: the EFS stand-in (``standin`` set) or a plain folder."""
+    """Where trees are built: the EFS latency model (``efs_latency`` set) or a plain folder."""
 
     tree_dir: str
-    standin: Path | None = None
+    efs_latency: Path | None = None
     latency_ms: float = 1.0
     cache_secs: float = 3.0
 
     def describe(self) -> str:
-        if self.standin is None:
+        if self.efs_latency is None:
             return f"a folder on {filesystem_type(self.tree_dir)} ({self.tree_dir})"
         cache = f"attribute cache {self.cache_secs:g} s" if self.cache_secs else "no attribute cache (actimeo=0)"
         backing = filesystem_type(self.tree_dir)
-        return f"the EFS stand-in: {self.latency_ms:g} ms per server operation, {cache}, backed by {backing}"
+        return f"the EFS latency model: {self.latency_ms:g} ms per server operation, {cache}, backed by {backing}"
 
     @contextlib.contextmanager
     def mount(self, backing: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-        if self.standin is None:
+        if self.efs_latency is None:
             yield backing, {}
             return
-        with mounted(self.standin, backing, self.latency_ms, self.cache_secs) as (mountpoint, stats):
+        with mounted(self.efs_latency, backing, self.latency_ms, self.cache_secs) as (mountpoint, stats):
             yield mountpoint, stats
 
 
@@ -284,7 +284,7 @@ def median_of(samples: list[Sample], field: str) -> float:
 
 
 def ops_text(samples: list[Sample], entries: int) -> tuple[str, str]:
-    """Median server operations and operations per entry, or n/a off the stand-in."""
+    """Median server operations and operations per entry, or n/a off the latency model."""
     if samples[0].ops is None:
         return "n/a", "n/a"
     ops = median_of(samples, "ops")
@@ -410,20 +410,20 @@ def machine() -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True, type=Path, help="the release bootstrap built for this host")
-    parser.add_argument("--standin", type=Path, help="the efs-standin binary (needed unless --latency-ms none)")
+    parser.add_argument("--efs-latency", type=Path, help="the efs-latency binary (needed unless --latency-ms none)")
     parser.add_argument(
         "--latency-ms",
         default="1",
-        help="milliseconds per operation reaching the EFS stand-in (default 1); 'none' builds in --tree-dir directly",
+        help="ms per operation reaching the EFS latency model (default 1); 'none' builds in --tree-dir directly",
     )
-    parser.add_argument("--cache-secs", type=float, default=3.0, help="stand-in attribute cache (default 3; 0 = off)")
+    parser.add_argument("--cache-secs", type=float, default=3.0, help="the model's attribute cache (default 3, 0 off)")
     parser.add_argument("--runs", type=int, default=10, help="cold runs per contestant and request (default 10)")
     parser.add_argument("--scale-runs", type=int, default=3, help="cold runs per contestant and size (default 3)")
     parser.add_argument("--sizes", default="10,100,1000", help="tree sizes for the scaling runs; empty to skip")
     parser.add_argument("--chart", type=Path, default=CHART, help=f"where the scaling chart goes (default {CHART})")
     parser.add_argument(
         "--tree-dir",
-        help="where each run's backing folder is made (default: /dev/shm behind the stand-in, so that only its "
+        help="where each run's backing folder is made (default: /dev/shm behind the latency model, so that only its "
         "latency is measured and not the disk's flushes; the temp dir with --latency-ms none)",
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter with awslambdaric and crhelper")
@@ -443,8 +443,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             args.latency_ms = float(args.latency_ms)
         except ValueError:
             parser.error(f"--latency-ms expects a number or 'none', got {args.latency_ms!r}")
-        if args.latency_ms < 0 or args.standin is None:
-            parser.error("--latency-ms needs a non-negative number and --standin")
+        if args.latency_ms < 0 or args.efs_latency is None:
+            parser.error("--latency-ms needs a non-negative number and --efs-latency")
     if args.tree_dir is None:
         shm = args.latency_ms is not None and os.path.isdir("/dev/shm")
         args.tree_dir = "/dev/shm" if shm else tempfile.gettempdir()
@@ -459,7 +459,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     fs = FileSystem(tree_dir=args.tree_dir)
     if args.latency_ms is not None:
-        fs = FileSystem(args.tree_dir, args.standin.resolve(), args.latency_ms, args.cache_secs)
+        fs = FileSystem(args.tree_dir, args.efs_latency.resolve(), args.latency_ms, args.cache_secs)
     cast = contestants(args.bootstrap.resolve(), args.python)
     try:
         tree, source = ce_tree()
@@ -490,14 +490,14 @@ def main(argv: list[str]) -> int:
                 args.chart.parent.mkdir(parents=True, exist_ok=True)
                 args.chart.write_text(chart.svg(sizes, series, f"Create on {fs.describe()}"), encoding="utf-8")
                 print(f"chart: {args.chart}")
-    except (BenchError, StandInError) as err:
+    except (BenchError, EfsLatencyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print()
     print(
         "init = process start -> first GET /next; signal = event handed out -> response PUT arrived; "
         "total = process start -> response PUT arrived; medians (min to max). Server ops = operations that "
-        "reached the stand-in (median), per declared entry."
+        "reached the latency model (median), per declared entry."
     )
     return 0
 

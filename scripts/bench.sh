@@ -2,7 +2,7 @@
 # Benchmark: the Rust EFS-tree Lambda against the Python custom resources users would
 # otherwise run (a cfnresponse-style handler and one on crhelper, both under awslambdaric).
 # Cold starts against a local Lambda Runtime API on 127.0.0.1; no AWS, no Docker. Trees are
-# built on the EFS stand-in (efs-standin/: FUSE, a delay per server operation, counts), or
+# built on the EFS latency model (efs-latency/: FUSE, a delay per server operation, counts), or
 # on a plain folder with --latency-ms none. Needs root (FUSE mounts, chown).
 # Not part of scripts/test.sh: numbers are reported, never asserted.
 set -euo pipefail
@@ -23,20 +23,20 @@ usage() {
 Usage: scripts/bench.sh [--latency-ms N|none] [--cache-secs S] [--runs N] [--scale-runs N]
                         [--sizes LIST] [--tree-dir DIR] [--help]
 
-Builds the release bootstrap and the EFS stand-in for this host, then times N cold runs per
+Builds the release bootstrap and the EFS latency model for this host, then times N cold runs per
 contestant of a CloudFormation Create for the template's CE tree on an empty file system and
 of an unchanged Update, then the same (--scale-runs times) for generated trees of each size
 in LIST, and draws bench/results/scaling.svg. Prints medians (min–max) of init,
 time-to-signal, peak RSS, server operations (per entry), package sizes and the ratios
 Python / Rust.
-  --latency-ms N  delay per operation reaching the EFS stand-in (default ${LATENCY_MS});
+  --latency-ms N  delay per operation reaching the EFS latency model (default ${LATENCY_MS});
                   "none" builds the trees directly in --tree-dir instead
-  --cache-secs S  the stand-in's attribute cache (default ${CACHE_SECS}; 0 is like actimeo=0)
+  --cache-secs S  the latency model's attribute cache (default ${CACHE_SECS}; 0 is like actimeo=0)
   --runs N        cold runs per contestant and request (default ${RUNS})
   --scale-runs N  cold runs per contestant and size in the scaling runs (default ${SCALE_RUNS})
   --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
   --tree-dir DIR  where each run's backing folder is made (default /dev/shm behind the
-                  stand-in, so that only its latency counts, else \$TMPDIR or /tmp)
+                  latency model, so that only its latency counts, else \$TMPDIR or /tmp)
   --help          this text
 USAGE
 }
@@ -62,11 +62,11 @@ parse_args() {
   [[ "$CACHE_SECS" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--cache-secs expects a number of seconds, got '${CACHE_SECS}'"
 }
 
-# Prints the release directory after building the bootstrap and the stand-in for the host.
+# Prints the release directory after building the bootstrap and the latency model for the host.
 build_binaries() {
-  log "building the release bootstrap and efs-standin (host target)"
+  log "building the release bootstrap and efs-latency (host target)"
   cargo build --release --locked -p ce-efs-tree --bin bootstrap >&2
-  cargo build --release --locked -p efs-standin >&2
+  cargo build --release --locked -p efs-latency >&2
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
   printf '%s/release\n' "$target_dir"
@@ -75,7 +75,7 @@ build_binaries() {
 run_harness() {
   local release="$1"
   printf 'rust: %s; bootstrap binary %s bytes\n' "$(rustc --version)" "$(stat -c %s "${release}/bootstrap")"
-  python -m bench.harness --bootstrap "${release}/bootstrap" --standin "${release}/efs-standin" \
+  python -m bench.harness --bootstrap "${release}/bootstrap" --efs-latency "${release}/efs-latency" \
     --latency-ms "$LATENCY_MS" --cache-secs "$CACHE_SECS" --runs "$RUNS" --scale-runs "$SCALE_RUNS" \
     --sizes "$SIZES" ${TREE_DIR:+--tree-dir "$TREE_DIR"}
 }

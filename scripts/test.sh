@@ -41,14 +41,14 @@ parse_args() {
 rust_format() { cargo fmt --all -- --check; }
 rust_lint() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 rust_tests() { cargo test --workspace --locked; }
-# The tree function's server operations on the EFS stand-in stay within bench/op-budget.toml
+# The tree function's server operations on the EFS latency model stay within bench/op-budget.toml
 # (and a budget one operation short is caught).
 op_budget() {
   # Two calls: a target filter such as --example applies to every -p of the same call, so one
-  # call would build no efs-standin binary on a fresh clone.
-  cargo build --locked -p efs-standin --bins
+  # call would build no efs-latency binary on a fresh clone.
+  cargo build --locked -p efs-latency --bins
   cargo build --locked -p ce-efs-tree --example apply_tree
-  python -m bench.budget --standin target/debug/efs-standin --apply target/debug/examples/apply_tree
+  python -m bench.budget --efs-latency target/debug/efs-latency --apply target/debug/examples/apply_tree
 }
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh local_aws/*.sh tests/*/*.sh tests/*/*.bash tests/*/*.bats; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).

@@ -17,7 +17,7 @@ ensure_debian_packages() {
   for pkg in jq shellcheck bats curl openssl; do
     command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
-  # fuse3 brings fusermount3, which mounts the EFS stand-in (efs-standin/) without libfuse.
+  # fuse3 brings fusermount3, which mounts the EFS latency model (efs-latency/) without libfuse.
   command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}; install them with your package manager"

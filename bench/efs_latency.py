@@ -1,6 +1,6 @@
-"""Mounts the EFS stand-in (efs-standin/, a FUSE passthrough) for one run and reads its counts.
+"""Mounts the EFS latency model (efs-latency/, a FUSE passthrough) for one run and reads its counts.
 
-Every operation that reaches the stand-in is delayed by ``latency_ms`` and counted by kind;
+Every operation that reaches the latency model is delayed by ``latency_ms`` and counted by kind;
 ``cache_secs`` is the kernel's entry and attribute timeout (0 models an NFS mount with
 ``actimeo=0``). A fresh mount per run means the client's caches start cold, as in a new
 Lambda execution environment.
@@ -19,15 +19,15 @@ from typing import Any
 READY_TIMEOUT_S = 10.0
 
 
-class StandInError(Exception):
-    """The stand-in did not mount or did not report its counts."""
+class EfsLatencyError(Exception):
+    """The latency model did not mount or did not report its counts."""
 
 
 @contextlib.contextmanager
 def mounted(binary: Path, backing: Path, latency_ms: float, cache_secs: float) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Mounts ``backing`` through the stand-in; yields the mount point and a dict that holds
-    the stand-in's counts (``total``, ``ops``) once the block has ended and it is unmounted."""
-    with tempfile.TemporaryDirectory(prefix="efs-standin-") as scratch:
+    """Mounts ``backing`` through the latency model; yields the mount point and a dict that holds
+    the latency model's counts (``total``, ``ops``) once the block has ended and it is unmounted."""
+    with tempfile.TemporaryDirectory(prefix="efs-latency-") as scratch:
         mountpoint = Path(scratch) / "mnt"
         stats_file = Path(scratch) / "stats.json"
         mountpoint.mkdir()
@@ -50,7 +50,7 @@ def mounted(binary: Path, backing: Path, latency_ms: float, cache_secs: float) -
             if line.strip() != "ready":
                 process.kill()
                 _, err = process.communicate(timeout=READY_TIMEOUT_S)
-                raise StandInError(f"efs-standin did not mount: {line.strip()} {err.strip()}")
+                raise EfsLatencyError(f"efs-latency did not mount: {line.strip()} {err.strip()}")
             yield mountpoint, stats
         finally:
             subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
@@ -60,5 +60,5 @@ def mounted(binary: Path, backing: Path, latency_ms: float, cache_secs: float) -
                 process.kill()
                 _, err = process.communicate()
         if process.returncode != 0 or not stats_file.is_file():
-            raise StandInError(f"efs-standin exited with {process.returncode}: {err.strip()}")
+            raise EfsLatencyError(f"efs-latency exited with {process.returncode}: {err.strip()}")
         stats.update(json.loads(stats_file.read_text(encoding="utf-8")))

@@ -1,16 +1,16 @@
-//! An EFS stand-in for measuring: a FUSE file system that passes every operation through
+//! An EFS latency model for measuring: a FUSE file system that passes every operation through
 //! to a folder after a fixed delay, and counts the operations by kind.
 //!
 //! On EFS every metadata operation that reaches the server (lookup, create, setattr,
 //! fsync, ...) is a network round trip of about a millisecond, so what a client pays is
 //! the number of operations that miss its caches times that latency, overlapped as far
-//! as it issues them concurrently. This stand-in reproduces exactly that and nothing
+//! as it issues them concurrently. This model reproduces exactly that and nothing
 //! more: each request the kernel forwards sleeps `--latency-ms` before it is carried out
 //! on the backing folder, requests are served by a pool of threads so concurrent ones
 //! overlap as on a real server, and the kernel's entry and attribute timeouts model the
 //! NFS client's attribute cache (`--cache-secs 0` turns it off, like `actimeo=0`).
 //!
-//! Usage: `efs-standin [--latency-ms N] [--cache-secs S] [--threads N] [--stats FILE]
+//! Usage: `efs-latency [--latency-ms N] [--cache-secs S] [--threads N] [--stats FILE]
 //! BACKING MOUNTPOINT`. It prints `ready` once mounted and serves until unmounted
 //! (`fusermount3 -u MOUNTPOINT`), then writes the counts as JSON to `--stats` (or stdout).
 //! Runs as root: the passthrough sets owners as requested.
@@ -100,7 +100,7 @@ struct Args {
     mountpoint: PathBuf,
 }
 
-const USAGE: &str = "usage: efs-standin [--latency-ms N] [--cache-secs S] [--threads N] \
+const USAGE: &str = "usage: efs-latency [--latency-ms N] [--cache-secs S] [--threads N] \
                      [--stats FILE] BACKING MOUNTPOINT";
 
 fn parse_args() -> Result<Args, String> {
@@ -155,7 +155,7 @@ struct Nodes {
     next: u64,
 }
 
-struct StandIn {
+struct EfsLatency {
     latency: Duration,
     ttl: Duration,
     counts: Counts,
@@ -176,7 +176,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl StandIn {
+impl EfsLatency {
     fn new(backing: &Path, latency: Duration, ttl: Duration, counts: Counts) -> io::Result<Self> {
         let root = fs::metadata(backing)?;
         let nodes = Nodes {
@@ -184,7 +184,7 @@ impl StandIn {
             by_backing: HashMap::from([(root.ino(), INodeNo::ROOT.0)]),
             next: INodeNo::ROOT.0 + 1,
         };
-        Ok(StandIn {
+        Ok(EfsLatency {
             latency,
             ttl,
             counts,
@@ -370,7 +370,7 @@ fn backing_flags(flags: i32) -> OFlags {
         | OFlags::CLOEXEC
 }
 
-impl Filesystem for StandIn {
+impl Filesystem for EfsLatency {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // Like an NFS client: lookups in one directory may run in parallel.
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
@@ -857,11 +857,11 @@ fn run(args: &Args) -> io::Result<()> {
     // Modes arrive already masked by the caller's umask; pass them through unchanged.
     rustix::process::umask(Mode::empty());
     let counts: Counts = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
-    let fs = StandIn::new(&args.backing, args.latency, args.cache, Arc::clone(&counts))?;
+    let fs = EfsLatency::new(&args.backing, args.latency, args.cache, Arc::clone(&counts))?;
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::FSName("efs-standin".into()),
-        MountOption::Subtype("efs-standin".into()),
+        MountOption::FSName("efs-latency".into()),
+        MountOption::Subtype("efs-latency".into()),
         // No `default_permissions`: the kernel would fetch a directory's attributes
         // again after every entry created in it, a round trip an NFS client saves by
         // taking them from the reply. Everything that runs on it runs as root.
@@ -888,7 +888,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("efs-standin: {message}\n{USAGE}");
+            eprintln!("efs-latency: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -896,7 +896,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!(
-                "efs-standin: {} on {}: {err}",
+                "efs-latency: {} on {}: {err}",
                 args.backing.display(),
                 args.mountpoint.display()
             );
