@@ -13,7 +13,7 @@ DEFAULT_SERVICE_TIMEOUT_S = 3600
 
 @dataclasses.dataclass
 class Settings:
-    """Where the local AWS listens and what stands in for the parts it cannot run."""
+    """Where the local AWS listens and what replaces the parts it cannot run."""
 
     port: int = 5000
     # The folder every function's EFS mount (FileSystemConfigs) stands for.

@@ -2,8 +2,8 @@
 
 Create, Update and Delete start the ``bootstrap`` in the zip moto stores for the function
 (uploaded by ``aws cloudformation package``) under runtime_api.invoke_once, with the
-function's environment and every EFS mount (FileSystemConfigs) on the local folder that
-stands in for EFS. It PUTs its answer to a ResponseURL shaped like CloudFormation's
+function's environment and every EFS mount (FileSystemConfigs) on the EFS folder
+(a local folder that plays EFS). It PUTs its answer to a ResponseURL shaped like CloudFormation's
 pre-signed S3 URL, served here and refused, as S3 would, unless used byte for byte and
 without a Content-Type. A FAILED answer, no answer or an invalid one fails the resource
 with its Reason.

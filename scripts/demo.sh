@@ -3,7 +3,7 @@
 # 127.0.0.1, a VPC with two subnets, then the same three scripts as on AWS — deploy.sh,
 # register-task-definition.sh, create-service.sh — pointed at it with AWS_ENDPOINT_URL.
 # The custom resource is answered by the real Lambda binary, built for this machine,
-# working on a temporary folder that stands in for EFS. Prints the tree it built, the
+# working on the EFS folder (a temporary folder that plays EFS). Prints the tree it built, the
 # stack's outputs and the registered task definition's ARN; stops everything it started.
 set -euo pipefail
 
@@ -68,7 +68,7 @@ start_local_aws() {
   EFS_DIR="${WORK_DIR}/efs"
   mkdir "$EFS_DIR"
   [[ -n $PORT ]] || PORT="$(free_port)"
-  log "starting the local AWS on 127.0.0.1:${PORT} (EFS stands in at ${EFS_DIR})"
+  log "starting the local AWS on 127.0.0.1:${PORT} (EFS folder ${EFS_DIR})"
   local_aws_start "$PORT" "$EFS_DIR" "${WORK_DIR}/local-aws.log"
 }
 

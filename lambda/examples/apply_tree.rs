@@ -1,6 +1,6 @@
 //! Applies a tree to a folder with the function's own logic, without the Lambda runtime:
 //! `apply_tree PROPERTIES.json ROOT` prints the report as JSON. The benchmark's operation
-//! budget (bench/) runs it on the EFS stand-in to count what reaches the file system.
+//! budget (bench/) runs it on the EFS latency model to count what reaches the file system.
 
 use ce_efs_tree::spec::TreeSpec;
 use ce_efs_tree::tree;

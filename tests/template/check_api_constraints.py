@@ -104,7 +104,7 @@ PROPERTY_SHAPES = {
     ("AWS::CloudWatch::Alarm", "AlarmActions"): "PutMetricAlarm.AlarmActions",
 }
 
-# Values standing in for pseudo parameters: the longest of their kind.
+# Values for the pseudo parameters: the longest of their kind.
 PSEUDO = {
     "AWS::Region": "ap-southeast-2",
     "AWS::AccountId": "123456789012",
