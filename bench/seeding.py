@@ -55,10 +55,6 @@ def write_seeder(directory: Path) -> Path:
     return path
 
 
-def _content(rng: random.Random, size: int) -> bytes:
-    return rng.randbytes(size)
-
-
 def _write(path: Path, data: bytes, mode: int, mtime_ns: int) -> None:
     path.write_bytes(data)
     path.chmod(mode)
@@ -91,7 +87,7 @@ def plugins_tree(root: Path, files: int, seed: int = 17) -> dict[str, int]:
             name = f"f{depth}_{index}.py" if index % 5 else f"f{depth}_{index}.json"
             rel = f"{parent}/{name}" if parent else name
             mode = 0o755 if index % 50 == 0 else 0o644
-            _write(root / rel, _content(rng, rng.randint(0, 2048)), mode, BASE_MTIME_NS + index * 1_000_003)
+            _write(root / rel, rng.randbytes(rng.randint(0, 2048)), mode, BASE_MTIME_NS + index * 1_000_003)
             made_files += 1
     made_files += _git_dir(root / ".git", rng)
     for depth in sorted(dirs_by_depth, reverse=True):  # children first: a child changes its parent's mtime
@@ -108,16 +104,16 @@ def _git_dir(git: Path, rng: random.Random) -> int:
         "config": (b"[core]\n\trepositoryformatversion = 0\n", 0o644),
         "description": (b"Unnamed repository\n", 0o644),
         "packed-refs": (b"# pack-refs with: peeled fully-peeled sorted\n", 0o644),
-        "index": (_content(rng, 64 * 1024), 0o644),
+        "index": (rng.randbytes(64 * 1024), 0o644),
         "info/exclude": (b"# git ls-files --others --exclude-from=.git/info/exclude\n", 0o644),
         "logs/HEAD": (b"0000 f3a8bdb clone: from origin\n", 0o644),
         "logs/refs/heads/main": (b"0000 f3a8bdb clone: from origin\n", 0o644),
         "refs/heads/main": (b"f3a8bdb\n", 0o644),
         "refs/remotes/origin/HEAD": (b"ref: refs/remotes/origin/main\n", 0o644),
-        "objects/pack/pack-5eed.pack": (_content(rng, 256 * 1024), 0o444),
-        "objects/pack/pack-5eed.idx": (_content(rng, 16 * 1024), 0o444),
-        "objects/pack/pack-5eed.rev": (_content(rng, 1024), 0o444),
-        "objects/info/commit-graph": (_content(rng, 4096), 0o444),
+        "objects/pack/pack-5eed.pack": (rng.randbytes(256 * 1024), 0o444),
+        "objects/pack/pack-5eed.idx": (rng.randbytes(16 * 1024), 0o444),
+        "objects/pack/pack-5eed.rev": (rng.randbytes(1024), 0o444),
+        "objects/info/commit-graph": (rng.randbytes(4096), 0o444),
     }
     entries.update({f"hooks/sample-{n}.sample": (b"#!/bin/sh\nexit 0\n", 0o755) for n in range(14)})
     for rel, (data, mode) in entries.items():
@@ -137,7 +133,7 @@ def change_tree(root: Path, fraction: float, seed: int = 29) -> dict[str, int]:
     for path in changed:
         mode = stat.S_IMODE(path.stat().st_mode)
         path.chmod(0o644)
-        _write(path, _content(rng, rng.randint(1, 2048)), mode, BASE_MTIME_NS + 10**12)
+        _write(path, rng.randbytes(rng.randint(1, 2048)), mode, BASE_MTIME_NS + 10**12)
     removed = [p for p in chosen if p not in changed][: max(1, len(chosen) // 20)]
     for path in removed:
         path.unlink()
