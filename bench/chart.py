@@ -19,7 +19,13 @@ def _label(value: float) -> str:
     return f"{value:g}" if value < 10_000 else f"{value:.0e}"
 
 
-def svg(sizes: list[int], series: dict[str, list[float]], title: str) -> str:
+def svg(
+    sizes: list[int],
+    series: dict[str, list[float]],
+    title: str,
+    x_label: str = "entries in the tree",
+    y_label: str = "time to signal, ms (median)",
+) -> str:
     """Lines of ``series`` (name -> milliseconds per size) over ``sizes`` entries."""
     values = [v for line in series.values() for v in line if v > 0]
     y_ticks = _decades(min(values), max(values))
@@ -47,10 +53,10 @@ def svg(sizes: list[int], series: dict[str, list[float]], title: str) -> str:
         out.append(f'<line x1="{LEFT}" y1="{y(tick):.1f}" x2="{LEFT + plot_w}" y2="{y(tick):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{LEFT - 8}" y="{y(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
-    out.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 12}" text-anchor="middle">entries in the tree</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 12}" text-anchor="middle">{escape(x_label)}</text>')
     out.append(
         f'<text x="16" y="{TOP + plot_h / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {TOP + plot_h / 2})">time to signal, ms (median)</text>'
+        f'transform="rotate(-90 16 {TOP + plot_h / 2})">{escape(y_label)}</text>'
     )
     for index, (name, line) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]

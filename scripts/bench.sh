@@ -17,11 +17,14 @@ SIZES="10,100,1000"
 TREE_DIR=""
 LATENCY_MS=1
 CACHE_SECS=3
+SEED=false
+RUNS_SEED=3
+SIZES_GIVEN=false
 
 usage() {
   cat <<USAGE
 Usage: scripts/bench.sh [--latency-ms N|none] [--cache-secs S] [--runs N] [--scale-runs N]
-                        [--sizes LIST] [--tree-dir DIR] [--help]
+                        [--sizes LIST] [--tree-dir DIR] [--seed] [--help]
 
 Builds the release bootstrap and the EFS latency model for this host, then times N cold runs per
 contestant of a CloudFormation Create for the template's CE tree on an empty file system and
@@ -37,6 +40,10 @@ Python / Rust.
   --sizes LIST    comma-separated tree sizes for the scaling runs (default ${SIZES}; "" skips)
   --tree-dir DIR  where each run's backing folder is made (default /dev/shm behind the
                   latency model, so that only its latency counts, else \$TMPDIR or /tmp)
+  --seed          instead: the seed-plugins seeder against cp -R on a tree shaped like the
+                  plugins repository (bench/seed_bench.py; --latency-ms, --cache-secs and
+                  --runs apply, --sizes defaults to 1000,5000,20000); draws
+                  bench/results/seeding.svg. cp -R takes minutes per run at 1 ms.
   --help          this text
 USAGE
 }
@@ -44,12 +51,13 @@ USAGE
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; RUNS="$2"; shift 2 ;;
+      --runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; RUNS="$2"; RUNS_SEED="$2"; shift 2 ;;
       --scale-runs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SCALE_RUNS="$2"; shift 2 ;;
-      --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SIZES="$2"; shift 2 ;;
+      --sizes) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; SIZES="$2"; SIZES_GIVEN=true; shift 2 ;;
       --tree-dir) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; TREE_DIR="$2"; shift 2 ;;
       --latency-ms) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; LATENCY_MS="$2"; shift 2 ;;
       --cache-secs) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; CACHE_SECS="$2"; shift 2 ;;
+      --seed) SEED=true; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage_error "unknown option: $1" ;;
     esac
@@ -80,10 +88,26 @@ run_harness() {
     --sizes "$SIZES" ${TREE_DIR:+--tree-dir "$TREE_DIR"}
 }
 
+# The seeder benchmark needs only the EFS latency model.
+run_seed_bench() {
+  local target_dir sizes="$SIZES"
+  [[ "$LATENCY_MS" != none ]] || die "--seed measures on the EFS latency model; give --latency-ms N"
+  [[ "$SIZES_GIVEN" == true ]] || sizes="1000,5000,20000"
+  log "building efs-latency (host target)"
+  cargo build --release --locked -p efs-latency >&2
+  target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
+  python -m bench.seed_bench --efs-latency "${target_dir}/release/efs-latency" --latency-ms "$LATENCY_MS" \
+    --cache-secs "$CACHE_SECS" --runs "$RUNS_SEED" --sizes "$sizes" ${TREE_DIR:+--tree-dir "$TREE_DIR"}
+}
+
 main() {
   parse_args "$@"
   cd "$ROOT"
   activate_tools
+  if [[ "$SEED" == true ]]; then
+    run_seed_bench
+    return
+  fi
   local release
   release="$(build_binaries)"
   run_harness "$release"

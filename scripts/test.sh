@@ -48,7 +48,12 @@ op_budget() {
   # call would build no efs-latency binary on a fresh clone.
   cargo build --locked -p efs-latency --bins
   cargo build --locked -p ce-efs-tree --example apply_tree
-  python -m bench.budget --efs-latency target/debug/efs-latency --apply target/debug/examples/apply_tree
+  # Steps run inside `if`, where set -e is off: collect each check's status.
+  local status=0
+  python -m bench.budget --efs-latency target/debug/efs-latency --apply target/debug/examples/apply_tree || status=1
+  # The seed-plugins seeder's operations per file (bench/seed-op-budget.toml).
+  python -m bench.seed_budget --efs-latency target/debug/efs-latency || status=1
+  return "$status"
 }
 shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh local_aws/*.sh tests/*/*.sh tests/*/*.bash tests/*/*.bats; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).
@@ -59,7 +64,13 @@ lambda_invoke() { tests/runtime/lambda-invoke.sh; }
 templates() { tests/template/check-cfn.sh; }
 # One fast test per gap of moto the local AWS closes (local_aws/gaps.py).
 local_aws_tests() { python -m pytest -q tests/local_aws; }
-script_tests() { bats tests/scripts/*.bats; }
+# The bats tests of our scripts, and the seed-plugins seeder's tests (run as uid 1001).
+script_tests() {
+  local status=0
+  bats tests/scripts/*.bats || status=1
+  python -m pytest -q tests/seeder || status=1
+  return "$status"
+}
 end_to_end() { tests/e2e/e2e-local.sh; }
 # The deployed tree as each container sees it, and its TLS material served by a real
 # RabbitMQ and openssl; one tree, deployed on the local AWS by the first script.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bats
 # The shell the task runs, taken from where it is deployed: the environment loader and the
 # MongoDB scripts the template seeds on EFS (EfsTree.Files) and the seed-plugins container's
-# inline script (cfn/CloudExchangeTaskDefinition.json). Each runs here with fakes for the
+# command (cfn/CloudExchangeTaskDefinition.json). Each runs here with fakes for the
 # images' programs (docker-entrypoint.sh, mongosh), its /ce/... paths pointed at a
 # temporary folder. Checks: what the loader exports and that it stays silent; that no
-# password reaches a command line; that SIGTERM reaches mongod; the seed's copy rules.
+# password reaches a command line; that SIGTERM reaches mongod; that the seed command runs.
 
 # status and output are set by bats' run.
 # shellcheck disable=SC2154
@@ -24,7 +24,7 @@ from cfnlint.decode import decode
 template, errors = decode(sys.argv[1])
 assert not errors, errors
 for entry in template["Resources"]["EfsTree"]["Properties"]["Files"]:
-    if isinstance(entry, dict) and entry.get("Path", "").endswith(".sh"):
+    if isinstance(entry, dict) and entry.get("Path", "").endswith((".sh", ".py")):
         target = Path(sys.argv[2], entry["Path"])
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(entry["Content"])
@@ -136,40 +136,45 @@ EOF
   [ ! -e "$FAKE_LOG" ]
 }
 
-@test "seed-plugins copies the image's plugins and repos once per image, never custom_plugins" {
-  local image="${BATS_TEST_TMPDIR}/image" efs="${BATS_TEST_TMPDIR}/efs" script="${BATS_TEST_TMPDIR}/seed.sh"
-  jq -r '.containerDefinitions[] | select(.name == "seed-plugins") | .entryPoint[2]' \
-    "${ROOT}/cfn/CloudExchangeTaskDefinition.json" |
-    sed -e "s#/opt/netskope/#${image}/#g" -e "s#/ce/seed/#${efs}/#g" >"$script"
-  mkdir -p "${image}/plugins/netskope" "${image}/plugins/custom_plugins" "${image}/repos/default" \
-    "${efs}/plugins/custom_plugins" "${efs}/repos"
+@test "seed-plugins runs the task definition's command as uid 1001: re-seeds over 0444 packs, never custom_plugins" {
+  # The seeder's own tests are tests/seeder/; this runs the container's command as written.
+  local work image efs arg
+  local -a command=()
+  work="$(mktemp -d)"
+  chmod 0755 "$work"
+  image="${work}/image" efs="${work}/efs"
+  mkdir -p "${image}/plugins/netskope" "${image}/plugins/custom_plugins" "${image}/repos/Default/.git/objects/pack" \
+    "${efs}/plugins/custom_plugins" "${efs}/repos" "${work}/env"
+  cp "${BATS_FILE_TMPDIR}/seeded/data/env/ce-seed.py" "${work}/env/"
+  chmod -R a+rX "$work"
   echo v1 >"${image}/plugins/netskope/main.py"
   echo image >"${image}/plugins/custom_plugins/x.py"
-  echo repo >"${image}/repos/default/README"
+  echo pack1 >"${image}/repos/Default/.git/objects/pack/pack-1.pack"
+  chmod 0444 "${image}/repos/Default/.git/objects/pack/pack-1.pack"
   echo mine >"${efs}/plugins/custom_plugins/mine.py"
+  chown -R 1001:1001 "$efs"
+  while IFS= read -r arg; do
+    arg="${arg//\/opt\/netskope\//${image}/}" arg="${arg//\/ce\/seed\//${efs}/}"
+    command+=("${arg//\/ce\/env\//${work}/env/}")
+  done < <(jq -r '.containerDefinitions[] | select(.name == "seed-plugins") | .entryPoint[]' \
+    "${ROOT}/cfn/CloudExchangeTaskDefinition.json")
 
-  run env CE_SEED_IMAGE=core:1 bash "$script"
+  run setpriv --reuid 1001 --regid 1001 --clear-groups -- env -i PATH=/usr/bin:/bin CE_SEED_IMAGE=core:1 "${command[@]}"
   [ "$status" -eq 0 ]
   [ "$(cat "${efs}/plugins/netskope/main.py")" = v1 ]
-  [ "$(cat "${efs}/repos/default/README")" = repo ]
-  [ "$(cat "${efs}/plugins/.ce-seeded-from")" = core:1 ]
+  [ "$(cat "${efs}/repos/.ce-seeded-from")" = core:1 ]
   [ ! -e "${efs}/plugins/custom_plugins/x.py" ]
-  [ "$(cat "${efs}/plugins/custom_plugins/mine.py")" = mine ]
 
-  # The same image again: nothing is copied (an edit on EFS stays).
-  echo edited >"${efs}/plugins/netskope/main.py"
-  run env CE_SEED_IMAGE=core:1 bash "$script"
-  [ "$status" -eq 0 ]
-  [[ $output == *"already holds"* ]]
-  [ "$(cat "${efs}/plugins/netskope/main.py")" = edited ]
-
-  # A new image: its files replace the old ones; what CE added on EFS stays.
+  # A new image id with new pack content under the same read-only name (issue 15, item 1).
+  chmod 0644 "${image}/repos/Default/.git/objects/pack/pack-1.pack"
+  echo pack2 >"${image}/repos/Default/.git/objects/pack/pack-1.pack"
+  chmod 0444 "${image}/repos/Default/.git/objects/pack/pack-1.pack"
   echo v2 >"${image}/plugins/netskope/main.py"
-  echo added >"${efs}/plugins/netskope/installed.py"
-  run env CE_SEED_IMAGE=core:2 bash "$script"
+  run setpriv --reuid 1001 --regid 1001 --clear-groups -- env -i PATH=/usr/bin:/bin CE_SEED_IMAGE=core:2 "${command[@]}"
   [ "$status" -eq 0 ]
+  [ "$(cat "${efs}/repos/Default/.git/objects/pack/pack-1.pack")" = pack2 ]
+  [ "$(stat -c %a "${efs}/repos/Default/.git/objects/pack/pack-1.pack")" = 444 ]
   [ "$(cat "${efs}/plugins/netskope/main.py")" = v2 ]
-  [ "$(cat "${efs}/plugins/netskope/installed.py")" = added ]
-  [ "$(cat "${efs}/repos/.ce-seeded-from")" = core:2 ]
   [ "$(cat "${efs}/plugins/custom_plugins/mine.py")" = mine ]
+  rm -rf "$work"
 }

@@ -221,9 +221,10 @@ def check_efs_tree(inputs):
         parent = path.rsplit("/", 1)[0] if "/" in path else ""
         if parent and parent not in directories:
             errors.append(f"{EFS_TREE_ID} file {path}: its directory {parent} is not declared")
-        # Our own scripts are rewritten when they change, so updates reach them; anything
-        # else (custom.conf, __init__.py) is the operator's once written.
-        want = "true" if path.endswith(".sh") else "false"
+        # Our own scripts (shell, and the seed-plugins seeder in Python) are rewritten when
+        # they change, so updates reach them; anything else (custom.conf, __init__.py) is the
+        # operator's once written.
+        want = "true" if path.endswith((".sh", ".py")) and "custom_plugins" not in path else "false"
         if entry.get("Overwrite") != want:
             errors.append(
                 f'{EFS_TREE_ID} file {path}: Overwrite must be "{want}" '
