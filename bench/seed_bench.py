@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import chart
-from bench.seeding import change_tree, listing, plugins_tree, write_seeder
 from bench.efs_latency import EfsLatencyError, mounted
+from bench.seeding import change_tree, listing, plugins_tree, write_seeder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OWN = (".ce-seeded-from", ".ce-seed-manifest.json")

@@ -25,8 +25,8 @@ import tomllib
 from pathlib import Path
 
 from bench.budget import over_budget, per_entry
-from bench.seeding import change_tree, listing, plugins_tree, write_seeder
 from bench.efs_latency import EfsLatencyError, mounted
+from bench.seeding import change_tree, listing, plugins_tree, write_seeder
 
 BUDGET = Path(__file__).resolve().parent / "seed-op-budget.toml"
 FILES = 300
