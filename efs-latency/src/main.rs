@@ -11,9 +11,22 @@
 //! NFS client's attribute cache (`--cache-secs 0` turns it off, like `actimeo=0`).
 //!
 //! Usage: `efs-latency [--latency-ms N] [--cache-secs S] [--threads N] [--stats FILE]
-//! BACKING MOUNTPOINT`. It prints `ready` once mounted and serves until unmounted
-//! (`fusermount3 -u MOUNTPOINT`), then writes the counts as JSON to `--stats` (or stdout).
-//! Runs as root: the passthrough sets owners as requested.
+//! [--as-uid UID --as-gid GID [--secondary-gids G,...]] BACKING MOUNTPOINT`. It prints
+//! `ready` once mounted and serves until unmounted (`fusermount3 -u MOUNTPOINT`), then
+//! writes the counts as JSON to `--stats` (or stdout). Runs as root and is mounted with
+//! `allow_other`, so every user of the machine (and of a container) can use it.
+//!
+//! Without `--as-uid` the passthrough works as root and sets owners as requested. With
+//! `--as-uid`/`--as-gid` it is an EFS *access point*: BACKING is the access point's root
+//! directory, and every operation is made as that uid/gid whatever the caller's identity
+//! (EFS replaces the NFS client's user with the access point's `PosixUser`): the server
+//! drops to that identity once mounted, so the backing file system checks permissions as
+//! it and new files are owned by it, exactly as on EFS; a container's root gets no
+//! override. In both modes every path is resolved beneath BACKING without following a
+//! symbolic link (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, then `*at`
+//! calls on the last component that never follow it): symbolic links are the client's
+//! to resolve, as on NFS, and a link swapped into a path never leads the server out of
+//! the root.
 
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -21,12 +34,14 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, Request, Session, SessionACL, TimeOrNow, WriteFlags,
 };
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps, CWD};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,20 +111,31 @@ struct Args {
     cache: Duration,
     threads: usize,
     stats: Option<PathBuf>,
+    identity: Option<Identity>,
     backing: PathBuf,
     mountpoint: PathBuf,
 }
 
-const USAGE: &str = "usage: efs-latency [--latency-ms N] [--cache-secs S] [--threads N] \
-                     [--stats FILE] BACKING MOUNTPOINT";
+/// The identity an access point forces on every operation (its `PosixUser`).
+#[derive(Debug, Clone, PartialEq)]
+struct Identity {
+    uid: u32,
+    gid: u32,
+    secondary_gids: Vec<u32>,
+}
 
-fn parse_args() -> Result<Args, String> {
+const USAGE: &str = "usage: efs-latency [--latency-ms N] [--cache-secs S] [--threads N] \
+                     [--stats FILE] [--as-uid UID --as-gid GID [--secondary-gids G,...]] \
+                     BACKING MOUNTPOINT";
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut latency_ms = 1.0_f64;
     let mut cache_secs = 3.0_f64;
     let mut threads = 64_usize;
     let mut stats = None;
+    let (mut uid, mut gid, mut secondary_gids) = (None, None, Vec::new());
     let mut positional = Vec::new();
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -123,6 +149,15 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--threads expects a positive integer")?;
             }
             "--stats" => stats = Some(PathBuf::from(value("--stats")?)),
+            "--as-uid" => uid = Some(id(&value("--as-uid")?, "--as-uid")?),
+            "--as-gid" => gid = Some(id(&value("--as-gid")?, "--as-gid")?),
+            "--secondary-gids" => {
+                secondary_gids = value("--secondary-gids")?
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(|g| id(g, "--secondary-gids"))
+                    .collect::<Result<_, _>>()?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             other => positional.push(PathBuf::from(other)),
@@ -131,14 +166,29 @@ fn parse_args() -> Result<Args, String> {
     let [backing, mountpoint]: [PathBuf; 2] = positional
         .try_into()
         .map_err(|_| "expected BACKING and MOUNTPOINT".to_string())?;
+    let identity = match (uid, gid) {
+        (Some(uid), Some(gid)) => Some(Identity {
+            uid,
+            gid,
+            secondary_gids,
+        }),
+        (None, None) if secondary_gids.is_empty() => None,
+        _ => return Err("--as-uid and --as-gid go together (--secondary-gids needs both)".into()),
+    };
     Ok(Args {
         latency: Duration::from_secs_f64(latency_ms / 1000.0),
         cache: Duration::from_secs_f64(cache_secs),
         threads,
         stats,
+        identity,
         backing: fs::canonicalize(&backing).map_err(|e| format!("{}: {e}", backing.display()))?,
         mountpoint,
     })
+}
+
+fn id(text: &str, name: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .map_err(|_| format!("{name} expects a numeric id, got {text:?}"))
 }
 
 fn number(text: &str, name: &str) -> Result<f64, String> {
@@ -156,6 +206,10 @@ struct Nodes {
 }
 
 struct EfsLatency {
+    /// The backing folder, as given (the prefix of every path in `Nodes`).
+    backing: PathBuf,
+    /// The backing folder, held open: every path is resolved beneath it.
+    root: OwnedFd,
     latency: Duration,
     ttl: Duration,
     counts: Counts,
@@ -179,12 +233,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl EfsLatency {
     fn new(backing: &Path, latency: Duration, ttl: Duration, counts: Counts) -> io::Result<Self> {
         let root = fs::metadata(backing)?;
+        let root_fd = rfs::open(
+            backing,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let nodes = Nodes {
             paths: HashMap::from([(INodeNo::ROOT.0, backing.to_owned())]),
             by_backing: HashMap::from([(root.ino(), INodeNo::ROOT.0)]),
             next: INodeNo::ROOT.0 + 1,
         };
         Ok(EfsLatency {
+            backing: backing.to_owned(),
+            root: root_fd,
             latency,
             ttl,
             counts,
@@ -214,6 +275,36 @@ impl EfsLatency {
         Ok(self.path(parent)?.join(name))
     }
 
+    /// The folder holding `path` and its last component, for the `*at` calls: the folder is
+    /// opened beneath the backing root without following any symbolic link, so neither a
+    /// `..` nor a link swapped into the path leads out of it. The root itself is `(root, ".")`.
+    fn at(&self, path: &Path) -> FsResult<(OwnedFd, OsString)> {
+        let rel = path.strip_prefix(&self.backing).map_err(|_| Errno::EXDEV)?;
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            let root = rfs::openat(&self.root, ".", DIR_PATH, Mode::empty()).map_err(errno)?;
+            return Ok((root, OsString::from(".")));
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir =
+            rfs::openat2(&self.root, parent, DIR_PATH, Mode::empty(), BENEATH).map_err(errno)?;
+        Ok((dir, name.to_owned()))
+    }
+
+    /// The object at `path` itself, never a link's target: a symbolic link opens as the link.
+    fn pin(&self, path: &Path, flags: OFlags) -> FsResult<File> {
+        let (dir, name) = self.at(path)?;
+        open_beside(&dir, &name, flags)
+    }
+
+    /// `lstat`, resolved beneath the root.
+    fn lstat(&self, path: &Path) -> FsResult<Metadata> {
+        self.pin(path, OFlags::PATH)?.metadata().map_err(errno)
+    }
+
     /// The kernel's inode number for the backing file at `path`, allocated on first sight.
     fn remember(&self, path: &Path, meta: &Metadata) -> INodeNo {
         let mut nodes = lock(&self.nodes);
@@ -241,7 +332,7 @@ impl EfsLatency {
     }
 
     fn attr(&self, path: &Path) -> FsResult<(INodeNo, FileAttr)> {
-        let meta = fs::symlink_metadata(path).map_err(errno)?;
+        let meta = self.lstat(path)?;
         let ino = self.remember(path, &meta);
         Ok((ino, file_attr(ino, &meta)))
     }
@@ -284,19 +375,26 @@ impl EfsLatency {
         mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
     ) -> FsResult<FileAttr> {
+        let (dir, name) = self.at(path)?;
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::lchown(path, uid, gid).map_err(errno)?;
+            let (uid, gid) = (uid.map(rfs::Uid::from_raw), gid.map(rfs::Gid::from_raw));
+            rfs::chownat(&dir, &name, uid, gid, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
         }
         if let Some(mode) = mode {
-            rfs::chmod(path, Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
+            // fchmodat cannot refuse to follow a link: change the pinned object through
+            // its descriptor's /proc entry (links themselves have no mode on Linux).
+            let pinned = open_beside(&dir, &name, OFlags::PATH)?;
+            if pinned.metadata().map_err(errno)?.is_symlink() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let proc = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+            rfs::chmod(proc.as_str(), Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
         }
         if let Some(size) = size {
             match fh {
                 Some(fh) => self.with_handle(fh, |f| f.set_len(size))?,
-                None => fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| f.set_len(size))
+                None => open_beside(&dir, &name, OFlags::WRONLY)?
+                    .set_len(size)
                     .map_err(errno)?,
             }
         }
@@ -305,10 +403,33 @@ impl EfsLatency {
                 last_access: timespec(atime),
                 last_modification: timespec(mtime),
             };
-            rfs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+            rfs::utimensat(&dir, &name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
         }
         Ok(self.attr(path)?.1)
     }
+}
+
+/// Opens a folder only as a place to resolve names in.
+const DIR_PATH: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOFOLLOW);
+
+/// Resolution beneath the root: no `..` above it, no symbolic link, no /proc magic link.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens `name` in `dir` without following a link in its place.
+fn open_beside(dir: &OwnedFd, name: &OsStr, flags: OFlags) -> FsResult<File> {
+    open_beside_mode(dir, name, flags, Mode::empty())
+}
+
+fn open_beside_mode(dir: &OwnedFd, name: &OsStr, flags: OFlags, mode: Mode) -> FsResult<File> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rfs::openat(dir, name, flags, mode)
+        .map(File::from)
+        .map_err(errno)
 }
 
 fn timespec(time: Option<TimeOrNow>) -> Timespec {
@@ -429,8 +550,12 @@ impl Filesystem for EfsLatency {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         self.arrive(Op::Readlink);
-        match self.path(ino).and_then(|p| fs::read_link(p).map_err(errno)) {
-            Ok(target) => reply.data(target.as_os_str().as_encoded_bytes()),
+        let target = self.path(ino).and_then(|p| {
+            let (dir, name) = self.at(&p)?;
+            rfs::readlinkat(&dir, &name, Vec::new()).map_err(errno)
+        });
+        match target {
+            Ok(target) => reply.data(target.as_bytes()),
             Err(e) => reply.error(e),
         }
     }
@@ -448,9 +573,10 @@ impl Filesystem for EfsLatency {
         self.arrive(Op::Mknod);
         let made = self.child(parent, name).and_then(|path| {
             let kind = rfs::FileType::from_raw_mode(mode);
+            let (dir, name) = self.at(&path)?;
             rfs::mknodat(
-                CWD,
-                &path,
+                &dir,
+                &name,
                 kind,
                 Mode::from_raw_mode(mode & 0o7777),
                 rdev.into(),
@@ -475,9 +601,8 @@ impl Filesystem for EfsLatency {
     ) {
         self.arrive(Op::Mkdir);
         let made = self.child(parent, name).and_then(|path| {
-            fs::DirBuilder::new()
-                .mode(mode & 0o7777)
-                .create(&path)
+            let (dir, name) = self.at(&path)?;
+            rfs::mkdirat(&dir, &name, Mode::from_raw_mode(mode & 0o7777))
                 .map_err(errno)
                 .map(|()| path)
         });
@@ -490,8 +615,9 @@ impl Filesystem for EfsLatency {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.arrive(Op::Unlink);
         let done = self.child(parent, name).and_then(|path| {
-            let meta = fs::symlink_metadata(&path).map_err(errno)?;
-            fs::remove_file(&path).map_err(errno)?;
+            let meta = self.lstat(&path)?;
+            let (dir, name) = self.at(&path)?;
+            rfs::unlinkat(&dir, &name, AtFlags::empty()).map_err(errno)?;
             self.removed(&meta);
             Ok(())
         });
@@ -504,8 +630,9 @@ impl Filesystem for EfsLatency {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.arrive(Op::Rmdir);
         let done = self.child(parent, name).and_then(|path| {
-            let meta = fs::symlink_metadata(&path).map_err(errno)?;
-            fs::remove_dir(&path).map_err(errno)?;
+            let meta = self.lstat(&path)?;
+            let (dir, name) = self.at(&path)?;
+            rfs::unlinkat(&dir, &name, AtFlags::REMOVEDIR).map_err(errno)?;
             self.removed(&meta);
             Ok(())
         });
@@ -525,7 +652,8 @@ impl Filesystem for EfsLatency {
     ) {
         self.arrive(Op::Symlink);
         let made = self.child(parent, link_name).and_then(|path| {
-            std::os::unix::fs::symlink(target, &path)
+            let (dir, name) = self.at(&path)?;
+            rfs::symlinkat(target, &dir, &name)
                 .map_err(errno)
                 .map(|()| path)
         });
@@ -549,9 +677,10 @@ impl Filesystem for EfsLatency {
         let done = (|| {
             let from = self.child(parent, name)?;
             let to = self.child(newparent, newname)?;
-            let replaced = fs::symlink_metadata(&to).ok();
+            let replaced = self.lstat(&to).ok();
             let how = rfs::RenameFlags::from_bits_retain(flags.bits());
-            rfs::renameat_with(CWD, &from, CWD, &to, how).map_err(errno)?;
+            let ((from_dir, from_name), (to_dir, to_name)) = (self.at(&from)?, self.at(&to)?);
+            rfs::renameat_with(&from_dir, &from_name, &to_dir, &to_name, how).map_err(errno)?;
             if let Some(meta) = replaced.filter(|_| !flags.contains(RenameFlags::RENAME_EXCHANGE)) {
                 self.removed(&meta);
             }
@@ -585,7 +714,9 @@ impl Filesystem for EfsLatency {
         let made = (|| {
             let from = self.path(ino)?;
             let to = self.child(newparent, newname)?;
-            fs::hard_link(&from, &to).map_err(errno)?;
+            let ((from_dir, from_name), (to_dir, to_name)) = (self.at(&from)?, self.at(&to)?);
+            rfs::linkat(&from_dir, &from_name, &to_dir, &to_name, AtFlags::empty())
+                .map_err(errno)?;
             Ok(to)
         })();
         match made {
@@ -596,11 +727,9 @@ impl Filesystem for EfsLatency {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.arrive(Op::Open);
-        let opened = self.path(ino).and_then(|path| {
-            rfs::open(&path, backing_flags(flags.0), Mode::empty())
-                .map(File::from)
-                .map_err(errno)
-        });
+        let opened = self
+            .path(ino)
+            .and_then(|path| self.pin(&path, backing_flags(flags.0)));
         match opened {
             Ok(file) => reply.opened(self.open_handle(file), FopenFlags::empty()),
             Err(e) => reply.error(e),
@@ -701,12 +830,8 @@ impl Filesystem for EfsLatency {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.arrive(Op::Opendir);
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let opened = self.path(ino).and_then(|path| {
-            rfs::open(&path, flags, Mode::empty())
-                .map(File::from)
-                .map_err(errno)
-        });
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+        let opened = self.path(ino).and_then(|path| self.pin(&path, flags));
         match opened {
             Ok(dir) => reply.opened(self.open_handle(dir), FopenFlags::empty()),
             Err(e) => reply.error(e),
@@ -727,12 +852,24 @@ impl Filesystem for EfsLatency {
                 (ino, FileType::Directory, OsStr::new(".").to_owned()),
                 (ino, FileType::Directory, OsStr::new("..").to_owned()),
             ];
-            for entry in fs::read_dir(&path).map_err(errno)? {
+            let dir = self.pin(&path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            let names = OwnedFd::from(dir.try_clone().map_err(errno)?);
+            for entry in rfs::Dir::new(names).map_err(errno)? {
                 let entry = entry.map_err(errno)?;
-                let meta = entry.metadata().map_err(errno)?;
-                let child = self.remember(&entry.path(), &meta);
+                let name = OsStr::from_bytes(entry.file_name().to_bytes());
+                if name == "." || name == ".." {
+                    continue;
+                }
+                let meta = open_beside(
+                    &OwnedFd::from(dir.try_clone().map_err(errno)?),
+                    name,
+                    OFlags::PATH,
+                )?
+                .metadata()
+                .map_err(errno)?;
+                let child = self.remember(&path.join(name), &meta);
                 let kind = FileType::from_std(meta.file_type()).unwrap_or(FileType::RegularFile);
-                entries.push((child, kind, entry.file_name()));
+                entries.push((child, kind, name.to_owned()));
             }
             Ok(entries)
         });
@@ -780,7 +917,11 @@ impl Filesystem for EfsLatency {
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
         self.arrive(Op::Statfs);
-        match self.path(ino).and_then(|p| rfs::statvfs(&p).map_err(errno)) {
+        match self
+            .path(ino)
+            .and_then(|p| self.pin(&p, OFlags::PATH))
+            .and_then(|f| rfs::fstatvfs(f.as_fd()).map_err(errno))
+        {
             Ok(s) => reply.statfs(
                 s.f_blocks,
                 s.f_bfree,
@@ -798,10 +939,14 @@ impl Filesystem for EfsLatency {
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         self.arrive(Op::Access);
         let access = rfs::Access::from_bits_retain(mask.bits().cast_unsigned());
-        match self
-            .path(ino)
-            .and_then(|p| rfs::access(&p, access).map_err(errno))
-        {
+        // EACCESS: checked as the server's effective (file system) identity, which is the
+        // access point's user when one is forced, not as its real uid (root).
+        let checked = self.path(ino).and_then(|p| {
+            let (dir, name) = self.at(&p)?;
+            let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::EACCESS;
+            rfs::accessat(&dir, &name, access, flags).map_err(errno)
+        });
+        match checked {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -820,9 +965,8 @@ impl Filesystem for EfsLatency {
         self.arrive(Op::Create);
         let created = self.child(parent, name).and_then(|path| {
             let flags = backing_flags(flags) | OFlags::CREATE | OFlags::EXCL;
-            let file = rfs::open(&path, flags, Mode::from_raw_mode(mode & 0o7777))
-                .map(File::from)
-                .map_err(errno)?;
+            let (dir, name) = self.at(&path)?;
+            let file = open_beside_mode(&dir, &name, flags, Mode::from_raw_mode(mode & 0o7777))?;
             let (_, attr) = self.attr(&path)?;
             Ok((file, attr))
         });
@@ -864,28 +1008,52 @@ fn run(args: &Args) -> io::Result<()> {
         MountOption::Subtype("efs-latency".into()),
         // No `default_permissions`: the kernel would fetch a directory's attributes
         // again after every entry created in it, a round trip an NFS client saves by
-        // taking them from the reply. Everything that runs on it runs as root.
+        // taking them from the reply. The server checks permissions itself by making
+        // each operation as its own identity: root, or the access point's user.
         // Unmounted by fusermount3 should this process die.
         MountOption::AutoUnmount,
         MountOption::Suid,
     ];
     config.acl = SessionACL::All;
     config.n_threads = Some(args.threads);
-    config.clone_fd = true;
+    // A cloned /dev/fuse descriptor is opened per serving thread, which an access point's
+    // user may not do: it shares the one the mount made.
+    config.clone_fd = args.identity.is_none();
+    // Opened before an access point's identity is taken, which may not write there.
+    let stats_file = args.stats.as_deref().map(File::create).transpose()?;
     let session = Session::new(fs, &args.mountpoint, &config)?;
+    if let Some(identity) = &args.identity {
+        become_identity(identity)?;
+    }
     let mut stdout = io::stdout();
     writeln!(stdout, "ready")?;
     stdout.flush()?;
     session.run()?;
     let stats = serde_json::to_string(&stats_json(args, &counts))?;
-    match &args.stats {
-        Some(path) => fs::write(path, stats + "\n"),
+    match stats_file {
+        Some(mut file) => writeln!(file, "{stats}"),
         None => writeln!(stdout, "{stats}"),
     }
 }
 
+/// Drops root for the access point's user for good, before the serving threads start (a
+/// thread inherits the identity of the thread that makes it, and Linux keeps identity per
+/// thread). Groups first: after the uid changes there is no right left to set them.
+fn become_identity(identity: &Identity) -> io::Result<()> {
+    use rustix::thread::{set_thread_gid, set_thread_groups, set_thread_uid};
+    let groups: Vec<rfs::Gid> = identity
+        .secondary_gids
+        .iter()
+        .map(|g| rfs::Gid::from_raw(*g))
+        .collect();
+    set_thread_groups(&groups)?;
+    set_thread_gid(rfs::Gid::from_raw(identity.gid))?;
+    set_thread_uid(rfs::Uid::from_raw(identity.uid))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("efs-latency: {message}\n{USAGE}");
@@ -901,6 +1069,65 @@ fn main() -> ExitCode {
                 args.mountpoint.display()
             );
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn access_point_identity_is_parsed() {
+        let args = parse(&[
+            "--as-uid",
+            "1001",
+            "--as-gid",
+            "1002",
+            "--secondary-gids",
+            "5,6",
+            "/",
+            "/mnt",
+        ])
+        .expect("valid");
+        assert_eq!(
+            args.identity,
+            Some(Identity {
+                uid: 1001,
+                gid: 1002,
+                secondary_gids: vec![5, 6]
+            })
+        );
+        assert_eq!(parse(&["/", "/mnt"]).expect("valid").identity, None);
+    }
+
+    #[test]
+    fn identity_errors_name_the_option() {
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &["--as-uid", "1001", "/", "/mnt"],
+                "--as-uid and --as-gid go together",
+            ),
+            (
+                &["--as-gid", "1001", "/", "/mnt"],
+                "--as-uid and --as-gid go together",
+            ),
+            (
+                &["--secondary-gids", "5", "/", "/mnt"],
+                "--secondary-gids needs both",
+            ),
+            (
+                &["--as-uid", "x", "--as-gid", "1", "/", "/mnt"],
+                "--as-uid expects a numeric id",
+            ),
+        ];
+        for (args, expected) in cases {
+            let err = parse(args).err().unwrap_or_default();
+            assert!(err.contains(expected), "{args:?}: {err}");
         }
     }
 }
