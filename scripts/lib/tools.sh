@@ -19,6 +19,13 @@ ensure_debian_packages() {
   done
   # fuse3 brings fusermount3, which mounts the EFS latency model (efs-latency/) without libfuse.
   command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+  # The task as a pod (scripts/run-local.sh, tests/runtime/task-pod.sh): podman with runc (crun
+  # refuses the hybrid cgroups of some CI machines), uidmap for its storage, mmdebstrap for the
+  # stand-in images (standin_images/build.sh).
+  for pkg in podman runc mmdebstrap; do
+    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}; install them with your package manager"
   log "installing ${missing[*]} (apt-get)"
