@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests op_budget shell_lint python_lint docs lambda_invoke templates local_aws_tests script_tests end_to_end ce_runtime)
+STEPS=(rust_format rust_lint rust_tests op_budget efs_access_point shell_lint python_lint docs lambda_invoke templates local_aws_tests script_tests end_to_end ce_runtime task_pod)
 ONLY=()
 
 usage() {
@@ -55,7 +55,10 @@ op_budget() {
   python -m bench.seed_budget --efs-latency target/debug/efs-latency || status=1
   return "$status"
 }
-shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh local_aws/*.sh tests/*/*.sh tests/*/*.bash tests/*/*.bats; }
+# The EFS latency model as an access point: identity forced, new files owned by it, no way out
+# of its root directory.
+efs_access_point() { tests/runtime/efs-access-point.sh; }
+shell_lint() { shellcheck -x scripts/*.sh scripts/lib/*.sh local_aws/*.sh standin_images/*.sh tests/*/*.sh tests/*/*.bash tests/*/*.bats; }
 # Python: ruff's lint and format check over the whole repository (config in pyproject.toml).
 python_lint() { ruff check . && ruff format --check .; }
 # Every relative link and #anchor in the Markdown resolves; the self-test plants broken ones.
@@ -74,6 +77,8 @@ script_tests() {
 end_to_end() { tests/e2e/e2e-local.sh; }
 # The deployed tree as each container sees it, and its TLS material served by a real
 # RabbitMQ and openssl; one tree, deployed on the local AWS by the first script.
+# (Its tree is left in SHARED_TREE for task_pod when that step runs too.)
+SHARED_TREE=""
 ce_runtime() {
   local tree status=0
   tree="$(mktemp -d)"
@@ -81,7 +86,22 @@ ce_runtime() {
   if [[ -f ${tree}/task-definition.json ]]; then
     tests/runtime/tls-endpoints.sh --tree "$tree" || status=1
   fi
-  rm -rf "$tree"
+  if [[ " ${STEPS[*]} " == *" task_pod "* && -f ${tree}/task-definition.json ]]; then
+    SHARED_TREE="$tree"
+  else
+    rm -rf "$tree"
+  fi
+  return "$status"
+}
+# The rendered task definition run as a pod with the stand-in images on that tree (ECS's rules
+# as plain functions first), then the faults that must stop it naming the container, the
+# re-seed over read-only git files, and scripts/probe-images.sh with a planted image.
+task_pod() {
+  local status=0 tree=()
+  [[ -z $SHARED_TREE ]] || tree=(--tree "$SHARED_TREE")
+  python -m pytest -q tests/runtime/test_task_pod.py || status=1
+  tests/runtime/task-pod.sh "${tree[@]}" || status=1
+  [[ -z $SHARED_TREE ]] || rm -rf "$SHARED_TREE"
   return "$status"
 }
 

@@ -11,6 +11,8 @@
 #   efs/                   the EFS folder, as the Lambda built it
 #   template.json          the template as JSON (long-form intrinsics)
 #   outputs.json           describe-stacks of the deployed stack
+#   access-points.json     describe-access-points of the stack's file system
+#   secrets.json           each secret the outputs name -> its SecretString (for run-local.sh)
 #   task-definition.json   the task definition rendered from those outputs
 
 DEPLOYED_TREE_STACK="ce-view"
@@ -43,9 +45,26 @@ deployed_tree() { # DIR
     die "deploy.sh failed on the local AWS"
   fi
   aws cloudformation describe-stacks --stack-name "$DEPLOYED_TREE_STACK" --output json >"${dir}/outputs.json"
+  deployed_tree_task_inputs "$dir"
   local_aws_stop
   "${root}/scripts/register-task-definition.sh" --dry-run --outputs-file "${dir}/outputs.json" \
     >"${dir}/task-definition.json" || die "register-task-definition.sh --dry-run failed"
+}
+
+# What scripts/run-local.sh needs besides the task definition, while the local AWS runs: the
+# file system's access points as describe-access-points prints them, and each secret the stack
+# outputs name with its SecretString (test values, in the test's own folder).
+deployed_tree_task_inputs() { # DIR
+  local dir="$1" fs_id arn
+  fs_id="$(jq -r '.Stacks[0].Outputs[] | select(.OutputKey == "FileSystemId") | .OutputValue' "${dir}/outputs.json")"
+  aws efs describe-access-points --file-system-id "$fs_id" --output json >"${dir}/access-points.json"
+  (umask 077 && printf '{}' >"${dir}/secrets.json")
+  while IFS= read -r arn; do
+    aws secretsmanager get-secret-value --secret-id "$arn" --output json \
+      | jq --arg arn "$arn" --slurpfile have "${dir}/secrets.json" '$have[0] + {($arn): .SecretString}' \
+        >"${dir}/secrets.next"
+    mv -f "${dir}/secrets.next" "${dir}/secrets.json"
+  done < <(jq -r '.Stacks[0].Outputs[] | select(.OutputKey | endswith("SecretArn")) | .OutputValue' "${dir}/outputs.json")
 }
 
 # The tree a test works on, in DEPLOYED_TREE: GIVEN when the caller named one (it must hold
