@@ -18,10 +18,13 @@ PORT=""
 KEEP=false
 WORK_DIR=""
 EFS_DIR=""
+RUN_TASK=false
+IMAGES=()
+TASK_UP=false
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/demo.sh [--keep] [--port N] [--help]
+Usage: scripts/demo.sh [--keep] [--port N] [--run-task [--image CONTAINER=REF]...] [--help]
 
 Runs deploy.sh, register-task-definition.sh and create-service.sh against the local AWS
 on 127.0.0.1 (no AWS account, nothing leaves this machine). Installs what it needs
@@ -32,6 +35,11 @@ Must run as root: the Lambda gives the tree to uid 1001, as on EFS.
   --keep      leave the local AWS running afterwards (until Ctrl-C) to look around with
               the aws CLI; the commands to point it there are printed
   --port N    port of the local AWS on 127.0.0.1 (default: a free one)
+  --run-task  end by running the registered task as a pod (scripts/run-local.sh, podman) on
+              the tree the Lambda built, with STAND-IN images built here from Debian packages
+              (standin_images/build.sh), print the containers' states, and remove it
+  --image CONTAINER=REF
+              with --run-task: run CONTAINER from REF (e.g. CE's real image) instead
   -h, --help  this text
 USAGE
 }
@@ -41,6 +49,8 @@ parse_args() {
     case "$1" in
       -h | --help) usage; exit 0 ;;
       --keep) KEEP=true; shift ;;
+      --run-task) RUN_TASK=true; shift ;;
+      --image) IMAGES+=("$(option_value "$@")"); shift 2 ;;
       --port)
         [[ $# -ge 2 && $2 =~ ^[1-9][0-9]{0,4}$ && $2 -le 65535 ]] ||
           { printf 'error: --port needs a port number\n\n' >&2; usage >&2; exit 2; }
@@ -50,6 +60,7 @@ parse_args() {
       *) usage_error "unknown option: $1" ;;
     esac
   done
+  [[ ${#IMAGES[@]} -eq 0 || $RUN_TASK == true ]] || usage_error "--image needs --run-task"
 }
 
 require_root() {
@@ -59,6 +70,9 @@ and only root may chown; on EFS it runs as root through its own access point"
 }
 
 cleanup() {
+  if [[ $TASK_UP == true ]]; then
+    "${ROOT}/scripts/run-local.sh" down --stack-name "$STACK_NAME" --name "${STACK_NAME}-task" >/dev/null 2>&1 || true
+  fi
   local_aws_stop
   [[ -z $WORK_DIR ]] || rm -rf "$WORK_DIR"
 }
@@ -112,6 +126,43 @@ print_status() {
   esac
 }
 
+# The registered task, run as a pod from the stack (its task definition, access points and
+# secrets read from the local AWS) with the stand-in images unless --image names others.
+run_task() {
+  command -v podman >/dev/null 2>&1 || { warn "--run-task needs podman; no task run"; return 0; }
+  local images=() image override
+  mapfile -t images < <("${ROOT}/standin_images/build.sh")
+  for override in "${IMAGES[@]}"; do
+    images=("${images[@]/#${override%%=*}=*/${override}}")
+  done
+  local args=()
+  for image in "${images[@]}"; do args+=(--image "$image"); done
+  printf '
+Running the task as a pod (scripts/run-local.sh up --stack-name %s):
+' "$STACK_NAME"
+  TASK_UP=true
+  local rc=0
+  "${ROOT}/scripts/run-local.sh" up --stack-name "$STACK_NAME" --efs "$EFS_DIR" --name "${STACK_NAME}-task" \
+    "${args[@]}" --timeout 300 || rc=$?
+  "${ROOT}/scripts/run-local.sh" status --stack-name "$STACK_NAME" --name "${STACK_NAME}-task" || true
+  printf '
+Images:
+'
+  printf '  %s
+' "${images[@]}"
+  if [[ ${#IMAGES[@]} -lt 6 ]]; then
+    printf 'Images named localhost/ce-standin-* are STAND-INS built here from Debian packages (RabbitMQ is
+'
+    printf "Debian's, MongoDB is a TLS listener, core and ui are small scripts): they prove our task definition,
+"
+    printf 'tree, certificates and start order, not Cloud Exchange itself.
+'
+  fi
+  [[ $rc -eq 0 ]] || warn "the task stopped (run-local.sh exit ${rc}); see stoppedReason above"
+  "${ROOT}/scripts/run-local.sh" down --stack-name "$STACK_NAME" --name "${STACK_NAME}-task"
+  TASK_UP=false
+}
+
 keep_running() {
   printf '\nThe local AWS keeps running until Ctrl-C. In another shell:\n'
   printf '  export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1\n' \
@@ -141,6 +192,7 @@ main() {
   print_outputs
   printf '\nRegistered task definition:\n%s\n' "$arn"
   print_status
+  [[ $RUN_TASK == false ]] || run_task
   [[ $KEEP == false ]] || keep_running
 }
 
