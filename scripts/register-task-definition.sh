@@ -82,7 +82,9 @@ Optional outputs, present only when the stack's parameter is set: CoreHttpProxy,
 CoreHttpsProxy, CoreNoProxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY of core and mongodb-primary)
 and UiCertificateSecretArn (the ui-certificate init container). Without one, the environment
 entries naming it, and a container whose secrets name it (with the dependsOn on it), are
-left out of the task definition.
+left out of the task definition. RegistryCredentialsSecretArn, when the stack has it, becomes
+the repositoryCredentials of every image not in ECR (ECR images, an ECR pull-through cache's
+among them, are pulled with the execution role).
 USAGE
 }
 
@@ -188,11 +190,18 @@ placeholder_values() { # STACK_JSON
 # digits becomes a number (one that is not stays a string, and registration refuses it).
 render() { # VALUES_JSON
   without_unset_optional "$1" | jq --argjson values "$1" \
-    'walk(if type == "string"
+    '# The stack output RegistryCredentialsSecretArn (when set) becomes repositoryCredentials of
+     # every image outside ECR; ECR images are pulled with the execution role instead.
+     def with_registry_credentials($arn):
+       if $arn == null then . else
+         .containerDefinitions[]? |= (if .image | test("^[0-9]{12}\\.dkr\\.ecr\\.") then .
+                                     else .repositoryCredentials = {credentialsParameter: $arn} end) end;
+     walk(if type == "string"
           then gsub("\\$\\{(?<name>[A-Za-z][A-Za-z0-9]*)\\}"; $values[.name] // "${\(.name)}")
           else . end)
      | .containerDefinitions[]? |= (if (.memory | type) == "string" and (.memory | test("^[0-9]+$"))
-                                    then .memory |= tonumber else . end)'
+                                    then .memory |= tonumber else . end)
+     | with_registry_credentials($values.RegistryCredentialsSecretArn)'
 }
 
 # The template without what names an optional output the stack does not have: such

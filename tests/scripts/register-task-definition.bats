@@ -141,6 +141,21 @@ create_fixture_stack() { # NAME
     <<<"$output"
 }
 
+@test "registry credentials become repositoryCredentials of every image outside ECR, never of ECR's" {
+  local arn=arn:aws:secretsmanager:eu-west-1:123456789012:secret:dockerhub-AbCdEf
+  local ecr=123456789012.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/netskopetechnicalalliances/cloudexchange:ui6-6.1.0
+  fixture_with ".Stacks[0].Outputs += [{OutputKey: \"RegistryCredentialsSecretArn\", OutputValue: \"${arn}\"}]" \
+    "${BATS_TEST_TMPDIR}/credentials.json"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/credentials.json" --image-ui "$ecr"
+  [ "$status" -eq 0 ]
+  jq -e --arg arn "$arn" '[.containerDefinitions[] | {(.name): .repositoryCredentials.credentialsParameter}] | add
+    == {"mongodb-primary": $arn, "rabbitmq-stats": $arn, "seed-plugins": $arn, "core": $arn, "ui": null}' <<<"$output"
+  # Without the output, no container names credentials.
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json"
+  [ "$status" -eq 0 ]
+  jq -e '[.containerDefinitions[] | has("repositoryCredentials")] | any | not' <<<"$output"
+}
+
 @test "a placeholder without a value is refused and named" {
   fixture_with '.Stacks[0].Outputs |= map(select(.OutputKey != "JwtSecretArn"))' "${BATS_TEST_TMPDIR}/missing.json"
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${BATS_TEST_TMPDIR}/missing.json"
