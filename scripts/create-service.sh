@@ -14,7 +14,7 @@ POLL_SECONDS="${CREATE_SERVICE_POLL_SECONDS:-10}"
 UI_PORT=3000
 STACK_NAME=""
 CLUSTER=""
-SERVICE="cloud-exchange"
+SERVICE=""
 REGION_ARG=""
 PROFILE_ARG=""
 WAIT=true
@@ -28,6 +28,7 @@ ENABLE_EXEC=false
 TARGET_GROUP=""
 LOAD_BALANCER_URL=""
 STACK_EXEC=""
+EXEC_LOG_GROUP=""
 # CE's first start (plugin seeding, MongoDB's initialisation) takes minutes; the load
 # balancer's failed health checks must not stop the task meanwhile.
 HEALTH_CHECK_GRACE_SECONDS=600
@@ -50,8 +51,12 @@ Waits until the service is stable, then prints the task's private IP and the UI'
 
 Options:
   --stack-name NAME    stack deployed by scripts/deploy.sh (required)
-  --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output)
-  --service NAME       ECS service (default: cloud-exchange)
+  --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output); another
+                       name than the stack's is refused: the alarms watch the stack's
+                       (deploy with --parameter EcsClusterName=NAME to change it)
+  --service NAME       ECS service (default: the stack's ServiceName output, cloud-exchange
+                       unless deployed with --parameter EcsServiceName=NAME); another name
+                       than the stack's is refused, as for --cluster
   --no-wait            return once the service is created or updated
   --enable-exec        turn on ECS Exec (aws ecs execute-command) for the service's new
                        tasks; the stack must have been deployed with EnableExec=true
@@ -85,7 +90,7 @@ parse_args() {
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  check_service_names "$SERVICE" "$CLUSTER"
+  check_service_names "${SERVICE:-cloud-exchange}" "$CLUSTER"
   is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
 }
 
@@ -102,7 +107,8 @@ read_stack() {
     [[ -n $(stack_output "$stack" "$name") ]] ||
       die "stack ${STACK_NAME} has no output ${name}: is it a Cloud Exchange stack deployed by scripts/deploy.sh?"
   done
-  [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
+  check_names_match "$(stack_output "$stack" DefaultClusterName)" "$(stack_output "$stack" ServiceName)"
+  EXEC_LOG_GROUP="$(stack_output "$stack" ExecLogGroupName)"
   FAMILY="$(stack_output "$stack" TaskDefinitionFamily)"
   TARGET_GROUP="$(stack_output "$stack" TargetGroupArn)"
   LOAD_BALANCER_URL="$(stack_output "$stack" LoadBalancerUrl)"
@@ -114,6 +120,32 @@ read_stack() {
       subnets: [.PrivateSubnet1Id, .PrivateSubnet2Id],
       securityGroups: [.TaskSecurityGroupId],
       assignPublicIp: "DISABLED"}}')"
+}
+
+# The stack names the cluster and the service (its alarms watch those): a --cluster or
+# --service naming others is refused, so the alarms never watch a service that does not exist.
+# A stack deployed before it had the output ServiceName used cloud-exchange.
+check_names_match() { # STACK_CLUSTER STACK_SERVICE
+  local stack_service="${2:-cloud-exchange}"
+  [[ -z $CLUSTER || $CLUSTER == "$1" ]] ||
+    die "--cluster ${CLUSTER}: stack ${STACK_NAME} uses cluster ${1}, which its alarms watch; leave --cluster out, or deploy with --parameter EcsClusterName=${CLUSTER} first"
+  [[ -z $SERVICE || $SERVICE == "$stack_service" ]] ||
+    die "--service ${SERVICE}: stack ${STACK_NAME} uses service ${stack_service}, which its alarms watch; leave --service out, or deploy with --parameter EcsServiceName=${SERVICE} first"
+  CLUSTER="$1"
+  SERVICE="$stack_service"
+}
+
+# ECS Exec sessions are logged to the stack's encrypted exec log group (output
+# ExecLogGroupName) through the cluster's executeCommandConfiguration.
+exec_configuration() {
+  jq -cn --arg group "$EXEC_LOG_GROUP" '{executeCommandConfiguration: {logging: "OVERRIDE",
+    logConfiguration: {cloudWatchLogGroupName: $group, cloudWatchEncryptionEnabled: true}}}'
+}
+
+ensure_exec_logging() {
+  $ENABLE_EXEC && [[ -n $EXEC_LOG_GROUP ]] || return 0
+  log "cluster ${CLUSTER}: ECS Exec sessions are logged to ${EXEC_LOG_GROUP}"
+  aws_cli ecs update-cluster --cluster "$CLUSTER" --configuration "$(exec_configuration)" >/dev/null
 }
 
 ensure_cluster() {
@@ -344,6 +376,7 @@ main() {
     return 0
   fi
   ensure_cluster
+  ensure_exec_logging
   ensure_service_linked_role
   create_or_update_service "$task_definition"
   if $WAIT; then

@@ -271,7 +271,8 @@ event_time_shown() { # CREATED_AT
   vpc="$(aws ec2 create-vpc --cidr-block 10.43.0.0/16 --query Vpc.VpcId --output text)"
   tg="$(aws elbv2 create-target-group --name ce-lb-ui --protocol HTTPS --port 3000 --target-type ip \
     --vpc-id "$vpc" --query 'TargetGroups[0].TargetGroupArn' --output text)"
-  create_outputs_stack ce-lb "$(jq -cn --arg tg "$tg" '{TargetGroupArn: $tg, LoadBalancerUrl: "https://internal-ce-lb.example"}')" true
+  create_outputs_stack ce-lb "$(jq -cn --arg tg "$tg" '{TargetGroupArn: $tg, LoadBalancerUrl: "https://internal-ce-lb.example",
+    ExecLogGroupName: "/ecs/ce-lb-cloud-exchange/exec"}')" true
   arn="$(register_task_definition ce-lb-cloud-exchange)"
   run --separate-stderr "$SCRIPT" --stack-name ce-lb --dry-run --enable-exec
   [ "$status" -eq 0 ]
@@ -298,4 +299,23 @@ validate_parameters(json.load(sys.stdin), model.operation_model("CreateService")
     .services[0].loadBalancers == [{targetGroupArn: $tg, containerName: "ui", containerPort: 3000}]'
   aws ecs describe-clusters --clusters ce-lb-cloud-exchange --include SETTINGS |
     jq -e '.clusters[0].settings == [{name: "containerInsights", value: "enabled"}]'
+  # Exec sessions are logged to the stack's encrypted exec log group.
+  [[ $stderr == *"ECS Exec sessions are logged to /ecs/ce-lb-cloud-exchange/exec"* ]]
+  aws ecs describe-clusters --clusters ce-lb-cloud-exchange --include CONFIGURATIONS |
+    jq -e '.clusters[0].configuration.executeCommandConfiguration == {logging: "OVERRIDE",
+      logConfiguration: {cloudWatchLogGroupName: "/ecs/ce-lb-cloud-exchange/exec", cloudWatchEncryptionEnabled: true}}'
+}
+
+@test "the cluster and service are the stack's (its alarms watch them): other names are refused, naming the parameter" {
+  create_outputs_stack ce-named '{"ServiceName": "ce-svc", "DefaultClusterName": "ce-cluster"}'
+  register_task_definition ce-named-cloud-exchange >/dev/null
+  run --separate-stderr "$SCRIPT" --stack-name ce-named --dry-run --cluster other
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"--cluster other: stack ce-named uses cluster ce-cluster, which its alarms watch"*"--parameter EcsClusterName=other"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name ce-named --dry-run --service cloud-exchange
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"--parameter EcsServiceName=cloud-exchange"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name ce-named --dry-run
+  [ "$status" -eq 0 ]
+  jq -e '.serviceName == "ce-svc" and .cluster == "ce-cluster"' <<<"$output"
 }
