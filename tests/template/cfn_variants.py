@@ -84,6 +84,15 @@ class Resolver:
             sep, items = node["Fn::Join"]
             items = self.value(items)
             return sep.join(self.value(i) for i in items)
+        if isinstance(node, dict) and "Fn::Split" in node:
+            sep, text = node["Fn::Split"]
+            return self.value(text).split(sep)
+        if isinstance(node, dict) and "Fn::Select" in node:
+            index, items = node["Fn::Select"]
+            items = self.value(items)
+            if not 0 <= int(index) < len(items):
+                raise ValueError(f"Fn::Select index {index} is out of range for {items}")
+            return items[int(index)]
         if isinstance(node, list):
             return [self.value(i) for i in node]
         return node

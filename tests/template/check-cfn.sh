@@ -2,7 +2,9 @@
 # Checks cfn/ offline: cfn-lint (no error, no warning), checkov (no failed check; skips
 # only inline with a reason), the task definition rendered from the fixture stack validated
 # against botocore's ECS RegisterTaskDefinition model, and the consistency checks of
-# tests/template/check_cfn.py and the values AWS's APIs constrain (tests/template/check_api_constraints.py).
+# tests/template/check_cfn.py, the values AWS's APIs constrain
+# (tests/template/check_api_constraints.py) and the kinds of faults real AWS refuses or
+# ignores (tests/template/check_fault_classes.py).
 # Then proves each check can fail: cfn-lint and checkov on a broken copy of the template,
 # and the self-tests of both Python checks (one planted fault per check).
 set -euo pipefail
@@ -121,6 +123,11 @@ api_constraints() { (cd "$ROOT" && python -m tests.template.check_api_constraint
 
 api_constraints_self_test() { (cd "$ROOT" && python -m tests.template.check_api_constraints self-test); }
 
+# Kinds of faults real AWS refuses or silently ignores (tests/template/check_fault_classes.py).
+fault_classes() { (cd "$ROOT" && python -m tests.template.check_fault_classes check); }
+
+fault_classes_self_test() { (cd "$ROOT" && python -m tests.template.check_fault_classes self-test); }
+
 main() {
   case "${1:-}" in
     "") ;;
@@ -135,7 +142,8 @@ main() {
   local step failed=()
   for step in cfn_lint checkov_scan render_task_definition check_consistency \
     broken_template_rejected self_test api_constraints api_constraints_self_test \
-    variants_lint_and_scan broken_variant_rejected operate_checks operate_self_test; do
+    variants_lint_and_scan broken_variant_rejected operate_checks operate_self_test \
+    fault_classes fault_classes_self_test; do
     log "check-cfn: ${step}"
     if ! "$step"; then
       failed+=("$step")

@@ -64,6 +64,7 @@ TYPES = {
     "AWS::ElasticLoadBalancingV2::Listener": ("elbv2", "CreateListener"),
     "AWS::ElasticLoadBalancingV2::ListenerRule": ("elbv2", "CreateRule"),
     "AWS::SNS::Topic": ("sns", "CreateTopic"),
+    "AWS::KMS::Key": ("kms", "CreateKey"),
     "AWS::SNS::Subscription": ("sns", "Subscribe"),
     "AWS::SNS::TopicPolicy": None,  # a policy document; IAM's grammar, not a shape
     "AWS::CloudWatch::Alarm": ("cloudwatch", "PutMetricAlarm"),
@@ -101,6 +102,9 @@ PROPERTY_SHAPES = {
     ("AWS::ElasticLoadBalancingV2::LoadBalancer", "LoadBalancerAttributes"): "ModifyLoadBalancerAttributes.Attributes",
     ("AWS::ElasticLoadBalancingV2::TargetGroup", "TargetGroupAttributes"): "ModifyTargetGroupAttributes.Attributes",
     ("AWS::SNS::Topic", "TopicName"): "CreateTopic.Name",
+    ("AWS::KMS::Key", "KeyPolicy"): "CreateKey.Policy",
+    ("AWS::KMS::Key", "EnableKeyRotation"): None,  # EnableKeyRotation's own call, a boolean
+    ("AWS::KMS::Key", "Tags"): None,  # KMS tags are TagKey/TagValue pairs; CloudFormation maps them
     ("AWS::CloudWatch::Alarm", "AlarmActions"): "PutMetricAlarm.AlarmActions",
 }
 
@@ -150,11 +154,12 @@ def scenarios(template):
     return [defaults, longest, {**defaults, **cfn_variants.VARIANTS["load-balancer"]}]
 
 
-def evaluate(node, params):
+def evaluate(node, params, resolver=None):
     """Every concrete value NODE can take (a list): plain data with intrinsics resolved,
-    UNKNOWN where it depends on another resource."""
+    UNKNOWN where it depends on another resource. Fn::If takes the branch RESOLVER's
+    condition picks (both branches without one)."""
     if isinstance(node, list):
-        return [list(combo) for combo in itertools.product(*(evaluate(item, params) for item in node))][:8]
+        return [list(combo) for combo in itertools.product(*(evaluate(item, params, resolver) for item in node))][:8]
     if not isinstance(node, dict):
         return [node]
     if len(node) == 1:
@@ -164,6 +169,8 @@ def evaluate(node, params):
                 return [params[arg]]
             return [PSEUDO[arg]] if arg in PSEUDO else [UNKNOWN]
         if key == "Fn::If":
+            if resolver is not None:
+                return evaluate(arg[1] if resolver.condition(arg[0]) else arg[2], params, resolver)
             return evaluate(arg[1], params) + evaluate(arg[2], params)
         if key == "Fn::Sub":
             text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
@@ -192,7 +199,7 @@ def evaluate(node, params):
         if key.startswith("Fn::") or key == "Condition":
             return [UNKNOWN]
     keys = list(node)
-    combos = itertools.product(*(evaluate(node[k], params) for k in keys))
+    combos = itertools.product(*(evaluate(node[k], params, resolver) for k in keys))
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.islice(combos, 8)]
 
 
@@ -357,7 +364,7 @@ def check_template(template):
             for prop, raw in resource.get("Properties", {}).items():
                 where = f"{logical_id}.{prop}"
                 target = PROPERTY_SHAPES.get((rtype, prop), "")
-                for value in evaluate(raw, params):
+                for value in evaluate(raw, params, resolver):
                     if target is None or value is UNKNOWN:
                         continue
                     if target == "rules" or rtype in (

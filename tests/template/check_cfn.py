@@ -518,6 +518,15 @@ def check_placeholders(inputs):
     return errors
 
 
+def policy_statements(document):
+    """A policy's statements, each branch of a Statement chosen by Fn::If included."""
+    for statement in document["Statement"]:
+        if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            yield from (s for s in statement["Fn::If"][1:] if s != {"Ref": "AWS::NoValue"})
+        else:
+            yield statement
+
+
 def check_credentials(inputs):
     """No literal credential in cfn/ or the rendered JSON: credential-like variables come only
     from `secrets`, which name this stack's generated secrets, readable by the execution role."""
@@ -566,8 +575,12 @@ def check_credentials(inputs):
     documents += [
         policy["Properties"]["PolicyDocument"] for policy in resources(inputs, "AWS::IAM::RolePolicy").values()
     ]
+    # The registry's credentials reach ECS as repositoryCredentials, which the register script
+    # adds to every image outside ECR (not as a container secret).
+    if re.search(r"RegistryCredentialsSecretArn[\s\S]*repositoryCredentials", inputs.script_text):
+        referenced.add("RegistryCredentialsSecretArn")
     for document in documents:
-        for statement in document["Statement"]:
+        for statement in policy_statements(document):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if "secretsmanager:GetSecretValue" in actions:
                 resources_ = (

@@ -220,18 +220,27 @@ def check_task_ingress(raw, variants):
 
 
 def check_alarms(raw, variants):
-    """Alarms notify the encrypted topic: no running task (missing data breaching, names as
-    create-service.sh's defaults), the tree Lambda's errors, memory near the limit and, with a
+    """Alarms notify the topic encrypted with the stack's own key that CloudWatch may use: no
+    running task (missing data breaching, on the cluster and service the stack's outputs name
+    and create-service.sh reads), the tree Lambda's errors, memory near the limit and, with a
     load balancer, unhealthy targets."""
     errors = []
     script = CREATE_SERVICE.read_text()
-    service = re.search(r'^SERVICE="([^"]+)"', script, re.M)
-    service = service.group(1) if service else None
-    cluster = sub_text(raw["Outputs"]["DefaultClusterName"]["Value"])
+    for output in ("DefaultClusterName", "ServiceName"):
+        if not re.search(rf'stack_output "\$stack" {output}\)', script):
+            errors.append(f"create-service.sh does not take its names from the stack output {output}")
     for name, template in variants.items():
+        outputs = template["Outputs"]
+        cluster, service = outputs["DefaultClusterName"]["Value"], outputs["ServiceName"]["Value"]
         topics = of_type(template, "AWS::SNS::Topic")
-        if len(topics) != 1 or next(iter(topics.values()))["Properties"].get("KmsMasterKeyId") != "alias/aws/sns":
-            errors.append(f"variant {name}: one alarm topic encrypted with alias/aws/sns is needed")
+        key = ref((next(iter(topics.values()))["Properties"].get("KmsMasterKeyId")) if len(topics) == 1 else None)
+        statements = template["Resources"].get(key, {}).get("Properties", {}).get("KeyPolicy", {}).get("Statement", [])
+        if len(topics) != 1 or not any(
+            s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
+            and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(s["Action"]))
+            for s in statements
+        ):
+            errors.append(f"variant {name}: one alarm topic encrypted with a key of the stack CloudWatch may use")
         topic = next(iter(topics), None)
         alarms = of_type(template, "AWS::CloudWatch::Alarm")
         metrics = {}
@@ -246,11 +255,11 @@ def check_alarms(raw, variants):
         if not running:
             errors.append(f"variant {name}: no alarm on ECS/ContainerInsights RunningTaskCount")
         else:
-            dims = {d["Name"]: sub_text(d["Value"]) for d in running[2]["Dimensions"]}
+            dims = {d["Name"]: d["Value"] for d in running[2]["Dimensions"]}
             if dims != {"ClusterName": cluster, "ServiceName": service}:
                 errors.append(
-                    f"variant {name}: RunningTaskCount dimensions {dims} differ from create-service.sh's "
-                    f"defaults (cluster {cluster}, service {service})"
+                    f"variant {name}: RunningTaskCount dimensions {dims} differ from the outputs "
+                    f"create-service.sh reads (cluster {cluster}, service {service})"
                 )
             if (
                 running[1].get("TreatMissingData") != "breaching"
@@ -452,13 +461,13 @@ MUTATIONS = [
         "alarms",
         "another service name",
         lambda r, v: _props(v["default"], "NoRunningTaskAlarm")["Dimensions"][1].update(Value="ce"),
-        "differ from create-service.sh",
+        "differ from the outputs create-service.sh reads",
     ),
     (
         "alarms",
-        "unencrypted topic",
-        lambda r, v: _props(v["default"], "AlarmTopic").pop("KmsMasterKeyId"),
-        "encrypted with alias/aws/sns",
+        "the AWS-managed SNS key",
+        lambda r, v: _props(v["default"], "AlarmTopic").update(KmsMasterKeyId="alias/aws/sns"),
+        "encrypted with a key of the stack CloudWatch may use",
     ),
     (
         "ecs-exec-only-when-enabled",
