@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import custom_resources, efs, network, resource_import, resources, secrets, stack_lifecycle, templates
+from . import custom_resources, efs, network, refusals, resource_import, resources, secrets, stack_lifecycle, templates
 
 CFN = "https://docs.aws.amazon.com/AWSCloudFormation/latest"
 
@@ -214,6 +214,27 @@ GAPS: tuple[Gap, ...] = (
         "an IMPORT change set adopts existing resources into a new stack (IMPORT_COMPLETE)",
         f"{CFN}/UserGuide/resource-import-new-stack.html",
         resource_import.install_import_change_sets,
+    ),
+    Gap(
+        "parameters-need-values",
+        "a parameter without Default and without a value refuses CreateStack and a CREATE or IMPORT change set: "
+        '"Parameters: [Name] must have values"',
+        f"{CFN}/TemplateReference/parameters-section-structure.html",
+        refusals.install_parameters_need_values,
+    ),
+    Gap(
+        "target-group-one-load-balancer",
+        "a target group belongs to one load balancer: CreateListener forwarding to a group another load "
+        "balancer uses fails with TargetGroupAssociationLimit",
+        "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateListener.html#API_CreateListener_Errors",
+        refusals.install_target_group_one_load_balancer,
+    ),
+    Gap(
+        "one-gateway-endpoint-per-route-table",
+        "a route table holds one route to a service's prefix list: a second S3 gateway endpoint on it is refused "
+        "(RouteAlreadyExists)",
+        "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",
+        refusals.install_one_gateway_endpoint_per_route_table,
     ),
 )
 
