@@ -276,6 +276,9 @@ check_stack_state() {
       fi
       exit 1
       ;;
+    IMPORT_ROLLBACK_COMPLETE | IMPORT_ROLLBACK_FAILED)
+      check_failed_import "$status"
+      ;;
     UPDATE_ROLLBACK_FAILED)
       die "stack ${STACK_NAME} is in UPDATE_ROLLBACK_FAILED: fix the cause shown in its events, then run: aws cloudformation continue-update-rollback --stack-name ${STACK_NAME}$(aws_args_text)"
       ;;
@@ -284,6 +287,33 @@ check_stack_state() {
       ;;
   esac
   printf '%s\n' "$status"
+}
+
+# A stack whose first operation, the import of retained data, was rolled back holds nothing:
+# an update would create a new, empty file system beside the retained one. Only a new import
+# (--import-file-system, into this stack) may go on; without it, the refusal names the file
+# system and secret the failed import tried to adopt, and the command that retries it.
+check_failed_import() { # STATUS
+  local held events fs secret
+  held="$(aws_cli cloudformation describe-stack-resources --stack-name "$STACK_NAME" --output json |
+    jq -r --arg fs "$FILE_SYSTEM_ID" '[.StackResources[] | select(.LogicalResourceId == $fs)] | length')"
+  [[ $held == 0 ]] || return 0
+  [[ -z $IMPORT_FS ]] || return 0
+  events="$(aws_cli cloudformation describe-stack-events --stack-name "$STACK_NAME" --output json)"
+  fs="$(jq -r --arg id "$FILE_SYSTEM_ID" '[.StackEvents[] | select(.LogicalResourceId == $id) | .PhysicalResourceId
+    | select(. != null and . != "")][0] // "FS"' <<<"$events")"
+  secret="$(jq -r --arg id "$SECRET_ID" '[.StackEvents[] | select(.LogicalResourceId == $id) | .PhysicalResourceId
+    | select(. != null and . != "")][0] // "SECRET_ARN"' <<<"$events")"
+  printf 'error: stack %s is in %s: its import of the retained file system was undone, so it holds nothing.
+' \
+    "$STACK_NAME" "$1" >&2
+  printf 'Running without --import-file-system would create a new, empty file system beside the retained data.
+' >&2
+  printf 'See why the import failed with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
+    "$STACK_NAME" "$(aws_args_text)" >&2
+  printf 'Fix that, then retry the import into this stack:\n  scripts/deploy.sh --stack-name %s ... --import-file-system %s --import-secret %s\n' \
+    "$STACK_NAME" "$fs" "$secret" >&2
+  exit 1
 }
 
 # A parameter's value as this run gives it, else as the stack has it.
@@ -295,8 +325,10 @@ effective_parameter() { # STACK_JSON KEY
 # Before anything is created: the subnets exist, lie in the VPC and in two Availability
 # Zones, and their route tables (an explicit association, else the VPC's main table) reach
 # S3, where the custom resource answers CloudFormation: a 0.0.0.0/0 route to a NAT gateway
-# (or a transit gateway, a NAT instance) or an S3 gateway endpoint on the table. With
-# --route-tables the stack adds that endpoint itself.
+# (or a transit gateway, a NAT instance, a firewall or Gateway Load Balancer endpoint vpce-,
+# a Cloud WAN core network) or an S3 gateway endpoint on the table. With --route-tables the
+# stack adds that endpoint itself, so none of those tables may hold one already (a table
+# holds one route to S3's prefix list). The load balancer's subnets are checked too.
 check_network() { # STACK_JSON (empty: a create)
   local vpc s1 s2 tables subnets endpoints subnet table reach missing=() no_nat=()
   vpc="$(effective_parameter "$1" VpcId)"
@@ -311,13 +343,21 @@ check_network() { # STACK_JSON (empty: a create)
   done
   jq -e '[.Subnets[].AvailabilityZone] | unique | length == 2' <<<"$subnets" >/dev/null ||
     die "subnets ${s1} and ${s2} are both in $(jq -r '.Subnets[0].AvailabilityZone' <<<"$subnets"): pass two subnets in different Availability Zones (EFS needs a mount target in each)"
+  check_load_balancer_subnets "$1" "$vpc"
+  endpoints="$(aws_cli ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${vpc}" --output json |
+    jq -c --arg own "$(own_s3_endpoint)" '[.VpcEndpoints[] | select(.VpcEndpointType == "Gateway"
+      and (.ServiceName | endswith(".s3")) and ((.State | ascii_downcase) | IN("available", "pending"))
+      and .VpcEndpointId != $own) | {id: .VpcEndpointId, tables: .RouteTableIds}]')"
   if [[ -n $tables ]]; then
+    local taken
+    taken="$(jq -r --arg tables "$tables" '($tables | split(",")) as $mine
+      | [.[] | .id as $id | .tables[] | select(IN($mine[])) | "\(.) (endpoint \($id))"] | join(", ")' <<<"$endpoints")"
+    [[ -z $taken ]] ||
+      die "route table ${taken} already has an S3 gateway endpoint, and a route table holds only one route to S3: leave those tables out of --route-tables (their endpoint already gives the Lambda its route to S3)"
     log "network: the stack adds an S3 gateway endpoint to ${tables}"
     return 0
   fi
-  endpoints="$(aws_cli ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=${vpc}" --output json |
-    jq -c '[.VpcEndpoints[] | select(.VpcEndpointType == "Gateway" and (.ServiceName | endswith(".s3"))
-      and (.State | ascii_downcase) == "available") | .RouteTableIds[]]')"
+  endpoints="$(jq -c '[.[].tables[]]' <<<"$endpoints")"
   for subnet in "$s1" "$s2"; do
     table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${subnet}" --output json |
       jq -c '.RouteTables[0] // empty')"
@@ -326,7 +366,8 @@ check_network() { # STACK_JSON (empty: a create)
     [[ -n $table ]] || die "subnet ${subnet} has no route table (and ${vpc} no main route table)"
     reach="$(jq -r --argjson endpoints "$endpoints" '
       if any(.Routes[]; .DestinationCidrBlock == "0.0.0.0/0" and .State != "blackhole"
-        and ((.NatGatewayId // .TransitGatewayId // .NetworkInterfaceId // .InstanceId // "") != "")) then "nat"
+        and ((.NatGatewayId // .TransitGatewayId // .NetworkInterfaceId // .InstanceId // .CoreNetworkArn // "") != ""
+          or (.GatewayId // "" | startswith("vpce-")))) then "nat"
       elif (.RouteTableId | IN($endpoints[])) then "endpoint" else "none" end' <<<"$table")"
     case "$reach" in
       none) missing+=("$(jq -r .RouteTableId <<<"$table")") ;;
@@ -339,6 +380,43 @@ check_network() { # STACK_JSON (empty: a create)
   if [[ ${#no_nat[@]} -gt 0 ]]; then
     warn "subnet ${no_nat[*]} reaches S3 through an endpoint but has no NAT route: the task cannot pull its images without NAT or VPC endpoints for them"
   fi
+}
+
+# The stack's own S3 gateway endpoint (an update keeps it), empty when it has none.
+own_s3_endpoint() {
+  [[ -n $(stack_describe "$STACK_NAME") ]] || return 0
+  aws_cli cloudformation describe-stack-resources --stack-name "$STACK_NAME" --output json 2>/dev/null |
+    jq -r '[.StackResources[] | select(.LogicalResourceId == "S3GatewayEndpoint") | .PhysicalResourceId][0] // ""' || true
+}
+
+# With a load balancer, its subnets are checked before anything is created, like the task's:
+# they exist, lie in the VPC and span two Availability Zones; an internet-facing one needs
+# subnets whose route table sends 0.0.0.0/0 to an internet gateway.
+check_load_balancer_subnets() { # STACK_JSON VPC
+  local scheme ids subnets subnet table
+  scheme="$(effective_parameter "$1" LoadBalancerScheme)"
+  [[ -n $scheme && $scheme != none ]] || return 0
+  ids="$(effective_parameter "$1" LoadBalancerSubnetIds)"
+  [[ -n $ids ]] || die "LoadBalancerScheme ${scheme} needs LoadBalancerSubnetIds (two or more subnets in different Availability Zones)"
+  # shellcheck disable=SC2086 # one argument per subnet id
+  subnets="$(aws_cli ec2 describe-subnets --subnet-ids ${ids//,/ } --output json 2>"${WORK_DIR}/lb-subnets.err")" ||
+    die "cannot read the load balancer subnets ${ids}: $(tail -n 1 "${WORK_DIR}/lb-subnets.err")"
+  for subnet in ${ids//,/ }; do
+    jq -e --arg s "$subnet" --arg vpc "$2" '.Subnets[] | select(.SubnetId == $s) | .VpcId == $vpc' <<<"$subnets" >/dev/null ||
+      die "load balancer subnet ${subnet} is not in ${2}: pass LoadBalancerSubnetIds of the VPC"
+  done
+  jq -e '[.Subnets[].AvailabilityZone] | unique | length >= 2' <<<"$subnets" >/dev/null ||
+    die "the load balancer subnets ${ids} are all in $(jq -r '.Subnets[0].AvailabilityZone' <<<"$subnets"): an Application Load Balancer needs subnets in two Availability Zones"
+  [[ $scheme == internet-facing ]] || return 0
+  for subnet in ${ids//,/ }; do
+    table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${subnet}" --output json |
+      jq -c '.RouteTables[0] // empty')"
+    [[ -n $table ]] || table="$(aws_cli ec2 describe-route-tables --output json \
+      --filters "Name=vpc-id,Values=${2}" "Name=association.main,Values=true" | jq -c '.RouteTables[0] // empty')"
+    jq -e 'any(.Routes[]?; .DestinationCidrBlock == "0.0.0.0/0" and (.GatewayId // "" | startswith("igw-")))' \
+      <<<"${table:-null}" >/dev/null ||
+      die "load balancer subnet ${subnet} has no route 0.0.0.0/0 to an internet gateway: an internet-facing load balancer needs public subnets"
+  done
 }
 
 # The file system and the secret to import exist and are free: a file system with mount
@@ -690,7 +768,8 @@ main() {
   if [[ -z $status ]]; then
     check_create_parameters
   else
-    [[ -z $IMPORT_FS ]] || usage_error "--import-file-system creates a new stack; stack ${STACK_NAME} exists (${status})"
+    [[ -z $IMPORT_FS || $status == IMPORT_ROLLBACK_* ]] ||
+      usage_error "--import-file-system creates a new stack; stack ${STACK_NAME} exists (${status})"
     stack="$(stack_describe "$STACK_NAME")"
     check_env_name_unchanged "$stack"
   fi

@@ -246,3 +246,74 @@ path_with() { # COMMAND...
   [[ $stderr == *"Delete it; when the deletion ends in DELETE_FAILED, delete it again retaining what failed"* ]]
   [[ $stderr == *"aws cloudformation delete-stack --stack-name ce-rbf --retain-resources EfsTree --region us-east-1"* ]]
 }
+
+@test "a load balancer without --ui-cidr: deploy.sh's own path (no UiIngressCidr given) is accepted by CloudFormation" {
+  local lb_subnets
+  lb_subnets="$(aws ec2 describe-subnets --filters "Name=vpc-id,Values=${VPC}" --query 'Subnets[].SubnetId' --output text | tr '\t' ',')"
+  run --separate-stderr "${ROOT}/scripts/deploy.sh" --stack-name ce-lbnocidr --vpc-id "$VPC" --subnets "$SUBNETS" \
+    --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip" --timeout 3 --parameter LoadBalancerScheme=internal \
+    --parameter LoadBalancerSubnetIds="$lb_subnets" --parameter LoadBalancerIngressCidr=10.0.0.0/8 \
+    --parameter LoadBalancerCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/0f8e4c2a-1111-2222-3333-444455
+  # CloudFormation accepted the parameters (the local AWS has no ACM, so the listener fails later).
+  [[ $stderr == *"creating stack ce-lbnocidr"* ]]
+  [[ $stderr != *"must have values"* ]]
+  stack_parameters ce-lbnocidr | jq -e '.UiIngressCidr == "" and .LoadBalancerScheme == "internal"'
+}
+
+@test "--route-tables naming a table that already has an S3 gateway endpoint is refused before anything is created" {
+  local vpc subnets table endpoint
+  read -r vpc subnets table <<<"$(NO_NAT=1 local_aws_network)"
+  endpoint="$(aws ec2 create-vpc-endpoint --vpc-id "$vpc" --service-name com.amazonaws.us-east-1.s3 \
+    --vpc-endpoint-type Gateway --route-table-ids "$table" --query VpcEndpoint.VpcEndpointId --output text)"
+  run --separate-stderr "$SCRIPT" --stack-name ce-twice --vpc-id "$vpc" --subnets "$subnets" --ui-cidr 10.42.0.0/16 \
+    --route-tables "$table" --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"route table ${table} (endpoint ${endpoint}) already has an S3 gateway endpoint"* ]]
+  [[ $stderr != *"packaging"* ]]
+  run aws cloudformation describe-stacks --stack-name ce-twice
+  [ "$status" -ne 0 ]
+}
+
+@test "default routes to a firewall endpoint or a Cloud WAN core network reach S3" {
+  local vpc subnets table
+  read -r vpc subnets table <<<"$(NO_NAT=1 local_aws_network)"
+  # describe-route-tables as AWS returns such a table; everything else goes to the local AWS.
+  mkdir -p "${BATS_TEST_TMPDIR}/bin"
+  cat >"${BATS_TEST_TMPDIR}/bin/aws" <<STUB
+#!/usr/bin/env bash
+if [[ " \$* " == *" describe-route-tables "* ]]; then
+  printf '{"RouteTables":[{"RouteTableId":"${table}","Routes":[{"DestinationCidrBlock":"0.0.0.0/0","GatewayId":"vpce-0123456789abcdef0","State":"active"}]}]}'
+  exit 0
+fi
+exec $(command -v aws) "\$@"
+STUB
+  chmod +x "${BATS_TEST_TMPDIR}/bin/aws"
+  run --separate-stderr env PATH="${BATS_TEST_TMPDIR}/bin:${PATH}" "$SCRIPT" --stack-name ce-fw --vpc-id "$vpc" \
+    --subnets "$subnets" --ui-cidr 10.42.0.0/16 --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip" --timeout 3
+  # The preflight lets it through (the local AWS's own network model knows no such route).
+  [[ $stderr != *"reaches S3 neither"* ]]
+  [[ $stderr == *"creating stack ce-fw"* ]]
+}
+
+@test "an empty stack left by a failed import (IMPORT_ROLLBACK_COMPLETE): refused, naming the retry, never a new file system" {
+  local fs=fs-0123456789abcdef0 secret=arn:aws:secretsmanager:us-east-1:123456789012:secret:ce-maint-AbCdEf
+  mkdir -p "${BATS_TEST_TMPDIR}/bin"
+  cat >"${BATS_TEST_TMPDIR}/bin/aws" <<STUB
+#!/usr/bin/env bash
+case " \$* " in
+  *" describe-stacks "*) printf '{"Stacks":[{"StackName":"ce-imp","StackId":"arn:aws:cloudformation:us-east-1:123456789012:stack/ce-imp/1","StackStatus":"IMPORT_ROLLBACK_COMPLETE","Parameters":[]}]}' ;;
+  *" describe-stack-resources "*) printf '{"StackResources":[]}' ;;
+  *" describe-stack-events "*) printf '{"StackEvents":[{"LogicalResourceId":"FileSystem","PhysicalResourceId":"${fs}"},{"LogicalResourceId":"MaintenancePasswordSecret","PhysicalResourceId":"${secret}"}]}' ;;
+  *" create-stack "* | *" update-stack "*) echo "must not be called" >&2; exit 99 ;;
+  *) exec $(command -v aws) "\$@" ;;
+esac
+STUB
+  chmod +x "${BATS_TEST_TMPDIR}/bin/aws"
+  run --separate-stderr env PATH="${BATS_TEST_TMPDIR}/bin:${PATH}" "$SCRIPT" --stack-name ce-imp --vpc-id "$VPC" \
+    --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 --lambda-zip "${BATS_FILE_TMPDIR}/answers.zip"
+  [ "$status" -eq 1 ]
+  [[ $stderr == *"stack ce-imp is in IMPORT_ROLLBACK_COMPLETE: its import of the retained file system was undone"* ]]
+  [[ $stderr == *"would create a new, empty file system"* ]]
+  [[ $stderr == *"--import-file-system ${fs} --import-secret ${secret}"* ]]
+  [[ $stderr != *"packaging"* ]]
+}

@@ -104,7 +104,6 @@ PROPERTY_SHAPES = {
     ("AWS::SNS::Topic", "TopicName"): "CreateTopic.Name",
     ("AWS::KMS::Key", "KeyPolicy"): "CreateKey.Policy",
     ("AWS::KMS::Key", "EnableKeyRotation"): None,  # EnableKeyRotation's own call, a boolean
-    ("AWS::KMS::Key", "Tags"): None,  # KMS tags are TagKey/TagValue pairs; CloudFormation maps them
     ("AWS::CloudWatch::Alarm", "AlarmActions"): "PutMetricAlarm.AlarmActions",
 }
 
