@@ -107,7 +107,7 @@ read_stack() {
     [[ -n $(stack_output "$stack" "$name") ]] ||
       die "stack ${STACK_NAME} has no output ${name}: is it a Cloud Exchange stack deployed by scripts/deploy.sh?"
   done
-  check_names_match "$(stack_output "$stack" DefaultClusterName)" "$(stack_output "$stack" ServiceName)"
+  check_names_match "$(stack_output "$stack" DefaultClusterName)" "$(stack_service_name "$stack")"
   EXEC_LOG_GROUP="$(stack_output "$stack" ExecLogGroupName)"
   FAMILY="$(stack_output "$stack" TaskDefinitionFamily)"
   TARGET_GROUP="$(stack_output "$stack" TargetGroupArn)"
@@ -124,9 +124,8 @@ read_stack() {
 
 # The stack names the cluster and the service (its alarms watch those): a --cluster or
 # --service naming others is refused, so the alarms never watch a service that does not exist.
-# A stack deployed before it had the output ServiceName used cloud-exchange.
 check_names_match() { # STACK_CLUSTER STACK_SERVICE
-  local stack_service="${2:-cloud-exchange}"
+  local stack_service="$2"
   [[ -z $CLUSTER || $CLUSTER == "$1" ]] ||
     die "--cluster ${CLUSTER}: stack ${STACK_NAME} uses cluster ${1}, which its alarms watch; leave --cluster out, or deploy with --parameter EcsClusterName=${CLUSTER} first"
   [[ -z $SERVICE || $SERVICE == "$stack_service" ]] ||

@@ -15,7 +15,7 @@ POLL_SECONDS="${DESTROY_POLL_SECONDS:-5}"
 
 STACK_NAME=""
 CLUSTER=""
-SERVICE="cloud-exchange"
+SERVICE=""
 REGION_ARG=""
 PROFILE_ARG=""
 DELETE_DATA=false
@@ -38,7 +38,7 @@ into a new stack (scripts/deploy.sh --import-file-system).
 Options:
   --stack-name NAME    the stack deployed by scripts/deploy.sh (required)
   --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output)
-  --service NAME       ECS service (default: cloud-exchange)
+  --service NAME       ECS service (default: the stack's ServiceName output)
   --delete-data        also delete the retained file system and secrets, after you type the
                        file system's id to confirm (secrets keep AWS's 30-day recovery window)
   --timeout MINUTES    how long to wait for each deletion (default: 30; "90s" for seconds)
@@ -63,7 +63,7 @@ parse_args() {
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  check_service_names "$SERVICE" "$CLUSTER"
+  check_service_names "${SERVICE:-cloud-exchange}" "$CLUSTER"
   is_duration "$TIMEOUT" || usage_error "--timeout needs minutes (or seconds, like 90s): $TIMEOUT"
 }
 
@@ -225,6 +225,7 @@ main() {
   trap 'rm -rf "$WORK_DIR"' EXIT
   touch "${WORK_DIR}/left.jsonl"
   [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
+  [[ -n $SERVICE ]] || SERVICE="$(stack_service_name "$stack")"
   if [[ -n $CLUSTER ]]; then
     delete_service
     delete_cluster

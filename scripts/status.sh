@@ -12,7 +12,7 @@ source "${ROOT}/scripts/lib/init.sh"
 
 STACK_NAME=""
 CLUSTER=""
-SERVICE="cloud-exchange"
+SERVICE=""
 REGION_ARG=""
 PROFILE_ARG=""
 JSON=false
@@ -31,7 +31,7 @@ Exit status: 0 healthy, 1 not healthy, 2 bad usage. Changes nothing.
 Options:
   --stack-name NAME    stack deployed by scripts/deploy.sh (required)
   --cluster NAME       ECS cluster (default: the stack's DefaultClusterName output)
-  --service NAME       ECS service (default: cloud-exchange)
+  --service NAME       ECS service (default: the stack's ServiceName output)
   --json               print the collected snapshot as JSON instead of the screen
                        (the exit status is the same)
   --region REGION      AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, aws configure)
@@ -54,7 +54,7 @@ parse_args() {
     esac
   done
   [[ -n $STACK_NAME ]] || usage_error "--stack-name is required"
-  check_service_names "$SERVICE" "$CLUSTER"
+  check_service_names "${SERVICE:-cloud-exchange}" "$CLUSTER"
 }
 
 # The cluster's status: ACTIVE, INACTIVE, ... or MISSING.
@@ -97,8 +97,10 @@ snapshot() {
   local stack cluster_state="MISSING" service=null tasks='[]' stopped='[]' targets=null
   stack="$(stack_describe "$STACK_NAME")"
   [[ -n $stack ]] || stack=null
+  [[ $stack != null ]] || SERVICE="${SERVICE:-cloud-exchange}"
   if [[ $stack != null ]]; then
     [[ -n $CLUSTER ]] || CLUSTER="$(stack_output "$stack" DefaultClusterName)"
+    [[ -n $SERVICE ]] || SERVICE="$(stack_service_name "$stack")"
     [[ -z $CLUSTER ]] || cluster_state="$(cluster_status)"
     if [[ $cluster_state == ACTIVE ]]; then
       service="$(service_json)"

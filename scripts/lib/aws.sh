@@ -81,6 +81,14 @@ stack_output() { # STACK_JSON KEY
   jq -r --arg key "$2" '.Outputs // [] | map(select(.OutputKey == $key)) | .[0].OutputValue // empty' <<<"$1"
 }
 
+# The ECS service the stack names (output ServiceName, parameter EcsServiceName; its alarms
+# watch it): cloud-exchange for a stack deployed before it had the output.
+stack_service_name() { # STACK_JSON
+  local name
+  name="$(stack_output "$1" ServiceName)"
+  printf '%s\n' "${name:-cloud-exchange}"
+}
+
 # The stack's outputs as one JSON object {OutputKey: OutputValue} ({} when it has none).
 stack_outputs_json() { # STACK_JSON
   jq -c '(.Outputs // []) | map({(.OutputKey): .OutputValue}) | add // {}' <<<"$1"

@@ -165,16 +165,17 @@ setup() {
 }
 
 @test "the cluster it creates is tagged as its own, and ECS's service-linked role is created when missing" {
-  register_task_definition ce-cloud-exchange
+  create_outputs_stack ce-own '{"DefaultClusterName": "ce-own"}'
+  register_task_definition ce-own-cloud-exchange
   aws iam list-roles --path-prefix /aws-service-role/ecs.amazonaws.com/ | jq -e '.Roles == []'
-  run --separate-stderr "$SCRIPT" --stack-name ce --cluster ce-own --no-wait
+  run --separate-stderr "$SCRIPT" --stack-name ce-own --no-wait
   [ "$status" -eq 0 ]
   [[ $stderr == *"creating ECS's service-linked role AWSServiceRoleForECS"* ]]
   aws iam list-roles --path-prefix /aws-service-role/ecs.amazonaws.com/ | jq -e '.Roles | length == 1'
   aws ecs describe-clusters --clusters ce-own --include TAGS |
-    jq -e '.clusters[0].tags == [{key: "cloud-exchange:created-by", value: "ce"}]'
+    jq -e '.clusters[0].tags == [{key: "cloud-exchange:created-by", value: "ce-own"}]'
   # The role exists now: the next run does not try again.
-  run --separate-stderr "$SCRIPT" --stack-name ce --cluster ce-own --no-wait
+  run --separate-stderr "$SCRIPT" --stack-name ce-own --cluster ce-own --no-wait
   [ "$status" -eq 0 ]
   [[ $stderr != *"service-linked role"* ]]
 }

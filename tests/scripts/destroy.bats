@@ -22,8 +22,8 @@ setup() {
 }
 
 # A deployed stack NAME running its service, as deploy.sh, register and create-service.sh leave it.
-deployed_with_service() { # NAME [LAMBDA_ZIP]
-  deploy "$1" "${2:-${BATS_FILE_TMPDIR}/answers.zip}" >/dev/null
+deployed_with_service() { # NAME [LAMBDA_ZIP [DEPLOY_OPTION...]]
+  deploy "$1" "${2:-${BATS_FILE_TMPDIR}/answers.zip}" "${@:3}" >/dev/null
   aws ecs register-task-definition --family "$1-cloud-exchange" --requires-compatibilities FARGATE \
     --network-mode awsvpc --cpu 256 --memory 512 \
     --container-definitions '[{"name":"ui","image":"example/ui","essential":true}]' >/dev/null
@@ -74,6 +74,16 @@ output_of() { # STACK OUTPUT
   aws cloudformation describe-stacks --stack-name gone 2>/dev/null && return 1
   aws efs describe-file-systems --file-system-id "$fs" | jq -e '.FileSystems | length == 1'
   aws secretsmanager describe-secret --secret-id "$secret" | jq -e 'has("DeletedDate") | not'
+}
+
+@test "the stack's own cluster and service names (EcsClusterName, EcsServiceName) are the ones created and deleted" {
+  deployed_with_service named "${BATS_FILE_TMPDIR}/answers.zip" \
+    --parameter EcsClusterName=ce-named-cluster --parameter EcsServiceName=ce-named-service
+  aws ecs describe-services --cluster ce-named-cluster --services ce-named-service |
+    jq -e '.services[0].status == "ACTIVE"'
+  run --separate-stderr "$SCRIPT" --stack-name named <<<""
+  [[ $stderr == *"scaling service ce-named-service to 0 and deleting it"* ]]
+  [[ $stderr == *"deleting cluster ce-named-cluster"* ]]
 }
 
 @test "--delete-data with the file system id typed back deletes the data; a cluster it did not create is kept" {

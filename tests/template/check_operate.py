@@ -226,9 +226,11 @@ def check_alarms(raw, variants):
     load balancer, unhealthy targets."""
     errors = []
     script = CREATE_SERVICE.read_text()
-    for output in ("DefaultClusterName", "ServiceName"):
-        if not re.search(rf'stack_output "\$stack" {output}\)', script):
-            errors.append(f"create-service.sh does not take its names from the stack output {output}")
+    library = (ROOT / "scripts" / "lib" / "aws.sh").read_text()
+    if 'stack_output "$stack" DefaultClusterName)' not in script or 'stack_service_name "$stack")' not in script:
+        errors.append("create-service.sh does not take its cluster and service from the stack's outputs")
+    if not re.search(r'stack_service_name\(\) \{[^}]*stack_output "\$1" ServiceName', library):
+        errors.append("scripts/lib/aws.sh's stack_service_name does not read the output ServiceName")
     for name, template in variants.items():
         outputs = template["Outputs"]
         cluster, service = outputs["DefaultClusterName"]["Value"], outputs["ServiceName"]["Value"]
