@@ -304,11 +304,9 @@ check_failed_import() { # STATUS
     | select(. != null and . != "")][0] // "FS"' <<<"$events")"
   secret="$(jq -r --arg id "$SECRET_ID" '[.StackEvents[] | select(.LogicalResourceId == $id) | .PhysicalResourceId
     | select(. != null and . != "")][0] // "SECRET_ARN"' <<<"$events")"
-  printf 'error: stack %s is in %s: its import of the retained file system was undone, so it holds nothing.
-' \
+  printf 'error: stack %s is in %s: its import of the retained file system was undone, so it holds nothing.\n' \
     "$STACK_NAME" "$1" >&2
-  printf 'Running without --import-file-system would create a new, empty file system beside the retained data.
-' >&2
+  printf 'Running without --import-file-system would create a new, empty file system beside the retained data.\n' >&2
   printf 'See why the import failed with:\n  aws cloudformation describe-stack-events --stack-name %s%s\n' \
     "$STACK_NAME" "$(aws_args_text)" >&2
   printf 'Fix that, then retry the import into this stack:\n  scripts/deploy.sh --stack-name %s ... --import-file-system %s --import-secret %s\n' \
@@ -359,10 +357,7 @@ check_network() { # STACK_JSON (empty: a create)
   fi
   endpoints="$(jq -c '[.[].tables[]]' <<<"$endpoints")"
   for subnet in "$s1" "$s2"; do
-    table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${subnet}" --output json |
-      jq -c '.RouteTables[0] // empty')"
-    [[ -n $table ]] || table="$(aws_cli ec2 describe-route-tables --output json \
-      --filters "Name=vpc-id,Values=${vpc}" "Name=association.main,Values=true" | jq -c '.RouteTables[0] // empty')"
+    table="$(subnet_route_table "$subnet" "$vpc")"
     [[ -n $table ]] || die "subnet ${subnet} has no route table (and ${vpc} no main route table)"
     reach="$(jq -r --argjson endpoints "$endpoints" '
       if any(.Routes[]; .DestinationCidrBlock == "0.0.0.0/0" and .State != "blackhole"
@@ -380,6 +375,17 @@ check_network() { # STACK_JSON (empty: a create)
   if [[ ${#no_nat[@]} -gt 0 ]]; then
     warn "subnet ${no_nat[*]} reaches S3 through an endpoint but has no NAT route: the task cannot pull its images without NAT or VPC endpoints for them"
   fi
+}
+
+# The route table of SUBNET as JSON: its explicit association, else the VPC's main table;
+# empty when there is none.
+subnet_route_table() { # SUBNET VPC
+  local table
+  table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${1}" --output json |
+    jq -c '.RouteTables[0] // empty')"
+  [[ -n $table ]] || table="$(aws_cli ec2 describe-route-tables --output json \
+    --filters "Name=vpc-id,Values=${2}" "Name=association.main,Values=true" | jq -c '.RouteTables[0] // empty')"
+  printf '%s\n' "$table"
 }
 
 # The stack's own S3 gateway endpoint (an update keeps it), empty when it has none.
@@ -409,10 +415,7 @@ check_load_balancer_subnets() { # STACK_JSON VPC
     die "the load balancer subnets ${ids} are all in $(jq -r '.Subnets[0].AvailabilityZone' <<<"$subnets"): an Application Load Balancer needs subnets in two Availability Zones"
   [[ $scheme == internet-facing ]] || return 0
   for subnet in ${ids//,/ }; do
-    table="$(aws_cli ec2 describe-route-tables --filters "Name=association.subnet-id,Values=${subnet}" --output json |
-      jq -c '.RouteTables[0] // empty')"
-    [[ -n $table ]] || table="$(aws_cli ec2 describe-route-tables --output json \
-      --filters "Name=vpc-id,Values=${2}" "Name=association.main,Values=true" | jq -c '.RouteTables[0] // empty')"
+    table="$(subnet_route_table "$subnet" "$2")"
     jq -e 'any(.Routes[]?; .DestinationCidrBlock == "0.0.0.0/0" and (.GatewayId // "" | startswith("igw-")))' \
       <<<"${table:-null}" >/dev/null ||
       die "load balancer subnet ${subnet} has no route 0.0.0.0/0 to an internet gateway: an internet-facing load balancer needs public subnets"
