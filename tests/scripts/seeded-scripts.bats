@@ -176,9 +176,14 @@ helper_only_on_final_server() {
   local password='p@ss:w/rd é+%~' shell expected
   expected="$(python -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$password")"
   for shell in sh bash; do
-    as_ce env -i PATH="$PATH" MAINTENANCE_PASSWORD="$password" \
-      "$shell" -c "set -eu; . '${CE}/env/ce-env.sh' >'${WORK}/out' 2>&1; env" >"${BATS_TEST_TMPDIR}/env"
+    # Sourced twice: the second time must change nothing.
+    as_ce env -i PATH="$PATH" MAINTENANCE_PASSWORD="$password" "$shell" -c \
+      "set -eu; . '${CE}/env/ce-env.sh' >'${WORK}/out' 2>&1; . '${CE}/env/ce-env.sh' >>'${WORK}/out' 2>&1; env" \
+      >"${BATS_TEST_TMPDIR}/env"
     [ ! -s "${WORK}/out" ]
+    # The form CE's setup stores and load_env.sh exports: wrapped in single quotes.
+    has_line "MAINTENANCE_PASSWORD='${password}'"
+    has_line "CE_SSL_CERTIFICATE_PASSWORD="
     has_line "MAINTENANCE_PASSWORD_ESCAPED=${expected}"
     for name in RABBITMQ_DEFAULT_PASS MONGO_INITDB_ROOT_PASSWORD MONGODB_PASSWORD; do
       has_line "${name}=${password}"
@@ -188,12 +193,17 @@ helper_only_on_final_server() {
   done
 }
 
-@test "ce-env.sh exports no credential without MAINTENANCE_PASSWORD (the ui container)" {
+@test "ce-env.sh exports no credential without MAINTENANCE_PASSWORD (the ui container), and an empty CE_SSL_CERTIFICATE_PASSWORD" {
   run --separate-stderr as_ce env -i PATH="$PATH" JWT_SECRET=j sh -c "set -eu; . '${CE}/env/ce-env.sh'; env"
   [ "$status" -eq 0 ]
   [ -z "$stderr" ]
-  [[ $output != *PASS* && $output != *CONNECTION_STRING* ]]
+  local credentials
+  credentials="$(grep -E 'PASS|CONNECTION_STRING' <<<"$output" || true)"
+  [ "$credentials" = "CE_SSL_CERTIFICATE_PASSWORD=" ]
   [[ $output == *"JWT_SECRET=j"* ]]
+  # An injected one is kept as it is.
+  run --separate-stderr as_ce env -i PATH="$PATH" CE_SSL_CERTIFICATE_PASSWORD=k sh -c "set -eu; . '${CE}/env/ce-env.sh'; env"
+  [[ $output == *"CE_SSL_CERTIFICATE_PASSWORD=k"* ]]
 }
 
 @test "mongo-start.sh keeps passwords off command lines, forwards SIGTERM to mongod and exits with its status" {
