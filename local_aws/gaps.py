@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import custom_resources, efs, network, resource_import, resources, secrets, stack_lifecycle, templates
+from . import custom_resources, efs, network, resource_import, resources, route53, secrets, stack_lifecycle, templates
 
 CFN = "https://docs.aws.amazon.com/AWSCloudFormation/latest"
 
@@ -214,6 +214,13 @@ GAPS: tuple[Gap, ...] = (
         "an IMPORT change set adopts existing resources into a new stack (IMPORT_COMPLETE)",
         f"{CFN}/UserGuide/resource-import-new-stack.html",
         resource_import.install_import_change_sets,
+    ),
+    Gap(
+        "route53-private-zone",
+        "AWS::Route53::HostedZone with VPCs is a private zone of its Name on those VPCs (Ref gives its id); "
+        "a VPC may hold one private zone of a name: CreateHostedZone refuses another (ConflictingDomainExists)",
+        "https://docs.aws.amazon.com/Route53/latest/APIReference/API_CreateHostedZone.html",
+        route53.install_private_zone,
     ),
 )
 
