@@ -8,7 +8,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from tests.emulator.support import Aws, Deploy, Network, failures, outputs
+from tests.local_aws.support import Aws, Deploy, Network, failures, outputs
 
 
 def _zone_stack(vpc: str) -> dict[str, Any]:
