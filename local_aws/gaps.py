@@ -10,7 +10,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import custom_resources, efs, network, refusals, resource_import, resources, secrets, stack_lifecycle, templates
+from . import (
+    custom_resources,
+    efs,
+    network,
+    refusals,
+    resource_import,
+    resources,
+    route53,
+    secrets,
+    stack_lifecycle,
+    templates,
+)
 
 CFN = "https://docs.aws.amazon.com/AWSCloudFormation/latest"
 
@@ -235,6 +246,13 @@ GAPS: tuple[Gap, ...] = (
         "(RouteAlreadyExists)",
         "https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html",
         refusals.install_one_gateway_endpoint_per_route_table,
+    ),
+    Gap(
+        "route53-private-zone",
+        "AWS::Route53::HostedZone with VPCs is a private zone of its Name on those VPCs (Ref gives its id); "
+        "a VPC may hold one private zone of a name: CreateHostedZone refuses another (ConflictingDomainExists)",
+        "https://docs.aws.amazon.com/Route53/latest/APIReference/API_CreateHostedZone.html",
+        route53.install_private_zone,
     ),
 )
 

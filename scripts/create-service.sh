@@ -29,9 +29,12 @@ TARGET_GROUP=""
 LOAD_BALANCER_URL=""
 STACK_EXEC=""
 EXEC_LOG_GROUP=""
-# CE's first start (plugin seeding, MongoDB's initialisation) takes minutes; the load
-# balancer's failed health checks must not stop the task meanwhile.
-HEALTH_CHECK_GRACE_SECONDS=600
+# CE's first start (plugin seeding, MongoDB's initialisation, core's own start, which may take
+# the 20 minutes Netskope's Kubernetes chart allows) takes long; the load balancer's failed
+# health checks must not stop the task meanwhile. At least the task definition's slowest path
+# to a healthy ui: RabbitMQ's health-check budget (480 s), then core's (1300 s), then ui's
+# (320 s); tests/check_cfn.py recomputes it.
+HEALTH_CHECK_GRACE_SECONDS=2100
 
 usage() {
   cat <<'USAGE'
@@ -45,7 +48,7 @@ maximum 100 % (the old task stops before the new one starts: two MongoDB servers
 never open the same data), deployment circuit breaker on with rollback, the stack's two
 private subnets and task security group, no public IP, ECS Exec only with --enable-exec,
 and, when the stack has a load balancer, its target group (container ui, port 3000) with a
-600-second health-check grace period. The cluster gets Container Insights (the stack's
+2100-second health-check grace period. The cluster gets Container Insights (the stack's
 alarms read its metrics).
 Waits until the service is stable, then prints the task's private IP and the UI's URL.
 

@@ -22,6 +22,8 @@ DEFAULT_IMAGE_CORE="docker.io/netskopetechnicalalliances/cloudexchange:core6-6.1
 DEFAULT_IMAGE_UI="docker.io/netskopetechnicalalliances/cloudexchange:ui6-6.1.0"
 DEFAULT_IMAGE_MONGODB="docker.io/netskopetechnicalalliances/cloudexchange:mongo6-6.1.0-8.0.18"
 DEFAULT_IMAGE_RABBITMQ="docker.io/netskopetechnicalalliances/cloudexchange:rabbitmq6-6.1.0-4.2.2"
+# INSTALL_VERSION when the core image's tag names none (a digest, a tag of your own).
+DEFAULT_CE_VERSION="6.1.0"
 
 STACK_NAME=""
 REGION_ARG=""
@@ -39,6 +41,9 @@ CE_PROFILE=""
 MEMORY_RABBITMQ=""
 MEMORY_MONGODB=""
 MEMORY_CORE=""
+CORE_TAG=""
+UI_TAG=""
+CE_VERSION=""
 WORK_DIR=""
 
 usage() {
@@ -78,6 +83,11 @@ the secret ARNs, ...) or one of these variables:
   CeProfile     Medium or Large, from --size (CE_PROFILE, as CE's setup names the profile)
   MemoryRabbitmq, MemoryMongodb, MemoryCore   container memory limits (MiB) from --size
   ImageCore, ImageUi, ImageMongodb, ImageRabbitmq   from the --image-* options
+  CoreTag, UiTag   CORE_TAG and UI_TAG as CE's setup passes them: the --image-core and
+                 --image-ui references without their registry host
+                 (netskopetechnicalalliances/cloudexchange:core6-6.1.0)
+  CeVersion      INSTALL_VERSION: the X.Y.Z ending the core image's tag (core6-6.1.0 gives
+                 6.1.0), else ${DEFAULT_CE_VERSION}
 Optional outputs, present only when the stack's parameter is set: CoreHttpProxy,
 CoreHttpsProxy, CoreNoProxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY of core and mongodb-primary)
 and UiCertificateSecretArn (the ui-certificate init container). Without one, the environment
@@ -120,6 +130,29 @@ parse_args() {
     [[ $image =~ ^[^[:space:]\$]+$ ]] || usage_error "not an image URI: '${image}'"
   done
   size_to_cpu_memory
+  image_tags_and_version
+}
+
+# An image reference without its registry host, the form CE's setup gives CORE_TAG and
+# UI_TAG (its compose file puts the registry in front): a first path component with a dot
+# or a port, or "localhost", is a registry.
+image_without_registry() { # IMAGE
+  local image="$1" first="${1%%/*}"
+  if [[ $image == */* && ($first == *.* || $first == *:* || $first == localhost) ]]; then
+    image="${image#*/}"
+  fi
+  printf '%s' "$image"
+}
+
+image_tags_and_version() {
+  CORE_TAG="$(image_without_registry "$IMAGE_CORE")"
+  UI_TAG="$(image_without_registry "$IMAGE_UI")"
+  if [[ $IMAGE_CORE =~ :[^/@:]*-([0-9]+\.[0-9]+\.[0-9]+)$ ]]; then
+    CE_VERSION="${BASH_REMATCH[1]}"
+  else
+    CE_VERSION="$DEFAULT_CE_VERSION"
+    log "the core image's tag names no CE version; INSTALL_VERSION is ${CE_VERSION}"
+  fi
 }
 
 # CE 6.1's profiles as Fargate cpu/memory pairs (both valid Fargate combinations), and the
@@ -179,6 +212,7 @@ placeholder_values() { # STACK_JSON
     --arg MemoryRabbitmq "$MEMORY_RABBITMQ" --arg MemoryMongodb "$MEMORY_MONGODB" --arg MemoryCore "$MEMORY_CORE" \
     --arg ImageCore "$IMAGE_CORE" --arg ImageUi "$IMAGE_UI" \
     --arg ImageMongodb "$IMAGE_MONGODB" --arg ImageRabbitmq "$IMAGE_RABBITMQ" \
+    --arg CoreTag "$CORE_TAG" --arg UiTag "$UI_TAG" --arg CeVersion "$CE_VERSION" \
     '$outputs
      + {Region: ((.StackId // "") | split(":") | .[3] // "")}
      + ($ARGS.named | del(.outputs))

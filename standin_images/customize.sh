@@ -12,6 +12,10 @@ install -m 0755 "${here}/docker-entrypoint.sh" "${rootfs}/usr/local/bin/docker-e
 printf '#!/bin/sh\n# STAND-IN for mongosh (see /opt/standin/mongosh.py)\nexec python3 /opt/standin/mongosh.py "$@"\n' \
   >"${rootfs}/usr/local/bin/mongosh"
 chmod 0755 "${rootfs}/usr/local/bin/mongosh"
+# mongod itself on PATH, as in the mongo image: mongo-start.sh runs it for its temporary server.
+printf '#!/bin/sh\n# STAND-IN for mongod (see /opt/standin/mongod.py)\nexec python3 /opt/standin/mongod.py "$@"\n' \
+  >"${rootfs}/usr/local/bin/mongod"
+chmod 0755 "${rootfs}/usr/local/bin/mongod"
 install -m 0755 "${here}/start-core.sh" "${rootfs}/opt/start.sh"
 install -m 0755 "${here}/start-ui.sh" "${rootfs}/opt/ui/start.sh"
 printf 'These images are STAND-INS built from Debian packages, not Cloud Exchange.\n' >"${rootfs}/STAND-IN"

@@ -2,7 +2,9 @@
 the CA mongod is given (--tlsCAFile), serving the certificate and key it is given
 (--tlsCertificateKeyFile), and answering one line per connection ("ping" -> "pong"). It proves
 the TLS material our tree holds works for mongod's TLS settings; it stores nothing and knows no
-users (every other mongod argument is accepted and ignored)."""
+users. Like mongod, it leaves WiredTiger files in its data directory (--dbpath, default
+/data/db): here one empty file named WiredTiger, which is what the mongo image's entry point
+and mongo-start.sh look for (every other mongod argument is accepted and ignored)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ def main() -> int:
     parser.add_argument("--tlsCertificateKeyFile", required=True)
     parser.add_argument("--tlsCAFile", required=True)
     parser.add_argument("--port", type=int, default=27017)
+    parser.add_argument("--dbpath", default="/data/db")
     options, ignored = parser.parse_known_args()
+    with open(f"{options.dbpath}/WiredTiger", "a"):
+        pass
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(options.tlsCertificateKeyFile)

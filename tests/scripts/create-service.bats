@@ -267,7 +267,7 @@ event_time_shown() { # CREATED_AT
   [[ $stderr != *"creating"* && $stderr != *"updating"* ]]
 }
 
-@test "with a load balancer: the ui container joins its target group with a 600 s grace period; Exec on request; Container Insights on" {
+@test "with a load balancer: the ui container joins its target group with a 2100 s grace period; Exec on request; Container Insights on" {
   local vpc tg arn input
   vpc="$(aws ec2 create-vpc --cidr-block 10.43.0.0/16 --query Vpc.VpcId --output text)"
   tg="$(aws elbv2 create-target-group --name ce-lb-ui --protocol HTTPS --port 3000 --target-type ip \
@@ -284,7 +284,7 @@ from botocore.validate import validate_parameters
 model = botocore.session.get_session().get_service_model("ecs")
 validate_parameters(json.load(sys.stdin), model.operation_model("CreateService").input_shape)'
   jq -e --arg tg "$tg" '.loadBalancers == [{targetGroupArn: $tg, containerName: "ui", containerPort: 3000}]
-    and .healthCheckGracePeriodSeconds == 600 and .enableExecuteCommand == true' <<<"$input"
+    and .healthCheckGracePeriodSeconds == 2100 and .enableExecuteCommand == true' <<<"$input"
   # Without --enable-exec, Exec is off again.
   run --separate-stderr "$SCRIPT" --stack-name ce-lb --dry-run
   jq -e '.enableExecuteCommand == false' <<<"$output"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # What the bats files that deploy the real template share: the local AWS (local_aws/,
-# on 127.0.0.1 with dummy credentials) with a VPC and two subnets, fake functions for the Lambda
+# on 127.0.0.1 with dummy credentials) with a VPC and two subnets for the network checks and
+# one VPC per deployed stack, fake functions for the Lambda
 # so no Rust build is needed, and deploy.sh with the options every deployment needs.
 # Sourced by tests/scripts/deploy.bats and tests/scripts/destroy.bats; call local_stack_setup_file from
 # setup_file and local_stack_teardown_file from teardown_file.
@@ -48,10 +49,23 @@ with zipfile.ZipFile(sys.argv[2], "w") as archive:
     archive.writestr(info, open(sys.argv[1], "rb").read())' "$1" "$2"
 }
 
+# The network of stack NAME ("VPC SUBNET,SUBNET"): one of its own, made on its first
+# deployment. As on AWS, a VPC holds one private zone host.docker.internal, which every stack
+# deployed with the template's defaults creates (CreateHostDockerInternalZone).
+stack_network() { # NAME
+  local file="${BATS_FILE_TMPDIR}/networks/$1"
+  if [[ ! -s $file ]]; then
+    mkdir -p "${file%/*}"
+    local_aws_network >"$file"
+  fi
+  cat "$file"
+}
+
 # deploy.sh with the options every deployment here needs, then OPTION...
 deploy() { # STACK_NAME LAMBDA_ZIP OPTION...
-  local name="$1" zip="$2"
+  local name="$1" zip="$2" network
   shift 2
-  "${ROOT}/scripts/deploy.sh" --stack-name "$name" --vpc-id "$VPC" --subnets "$SUBNETS" --ui-cidr 10.42.0.0/16 \
-    --lambda-zip "$zip" --timeout 3 "$@"
+  network="$(stack_network "$name")"
+  "${ROOT}/scripts/deploy.sh" --stack-name "$name" --vpc-id "${network% *}" --subnets "${network#* }" \
+    --ui-cidr 10.42.0.0/16 --lambda-zip "$zip" --timeout 3 "$@"
 }

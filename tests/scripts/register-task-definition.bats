@@ -50,7 +50,7 @@ create_fixture_stack() { # NAME
   run --separate-stderr "$SCRIPT" --help
   [ "$status" -eq 0 ]
   [[ $output == *"Usage: scripts/register-task-definition.sh --stack-name NAME"* ]]
-  for name in Region Cpu Memory CeProfile MemoryRabbitmq MemoryMongodb MemoryCore ImageCore ImageUi ImageMongodb ImageRabbitmq; do
+  for name in Region Cpu Memory CeProfile MemoryRabbitmq MemoryMongodb MemoryCore ImageCore ImageUi ImageMongodb ImageRabbitmq CoreTag UiTag CeVersion; do
     [[ $output == *"$name"* ]]
   done
 }
@@ -154,6 +154,32 @@ create_fixture_stack() { # NAME
   run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json"
   [ "$status" -eq 0 ]
   jq -e '[.containerDefinitions[] | has("repositoryCredentials")] | any | not' <<<"$output"
+}
+
+@test "CORE_TAG and UI_TAG are the images without their registry, as CE's setup passes them; INSTALL_VERSION from core's tag" {
+  # The default images (Docker Hub): setup's own values, netskopetechnicalalliances/cloudexchange:...
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json"
+  [ "$status" -eq 0 ]
+  local env='[.containerDefinitions[] | select(.name == $c) | .environment[] | {(.name): .value}] | add'
+  for container in core ui; do
+    jq -e --arg c "$container" "($env) as \$e
+      | \$e.CORE_TAG == \"netskopetechnicalalliances/cloudexchange:core6-6.1.0\"
+        and \$e.UI_TAG == \"netskopetechnicalalliances/cloudexchange:ui6-6.1.0\"
+        and \$e.INSTALL_VERSION == \"6.1.0\"" <<<"$output"
+  done
+  # A mirror in ECR keeps the repository path and tag; a tag naming no version gets 6.1.0.
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json" \
+    --image-core 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ce/cloudexchange:core6-6.2.1 \
+    --image-ui localhost/ui:mine
+  [ "$status" -eq 0 ]
+  jq -e --arg c core "($env) as \$e
+    | \$e.CORE_TAG == \"ce/cloudexchange:core6-6.2.1\" and \$e.UI_TAG == \"ui:mine\"
+      and \$e.INSTALL_VERSION == \"6.2.1\"" <<<"$output"
+  run --separate-stderr "$SCRIPT" --dry-run --outputs-file "${FIXTURES}/stack-outputs.json" \
+    --image-core "netskopetechnicalalliances/cloudexchange@sha256:$(printf '0%.0s' {1..64})"
+  [ "$status" -eq 0 ]
+  jq -e --arg c core "($env).INSTALL_VERSION == \"6.1.0\"" <<<"$output"
+  [[ $stderr == *"names no CE version"* ]]
 }
 
 @test "a placeholder without a value is refused and named" {

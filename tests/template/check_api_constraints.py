@@ -68,6 +68,8 @@ TYPES = {
     "AWS::SNS::Subscription": ("sns", "Subscribe"),
     "AWS::SNS::TopicPolicy": None,  # a policy document; IAM's grammar, not a shape
     "AWS::CloudWatch::Alarm": ("cloudwatch", "PutMetricAlarm"),
+    "AWS::Route53::HostedZone": ("route53", "CreateHostedZone"),
+    "AWS::Route53::RecordSet": ("route53", "ChangeResourceRecordSets"),
     # A bucket's properties are spread over a dozen Put* calls; its name is generated here.
     "AWS::S3::Bucket": None,
     "AWS::S3::BucketPolicy": None,  # a policy document; IAM's grammar, not a shape

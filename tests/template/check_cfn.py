@@ -42,6 +42,7 @@ from tests.template.model import (
 TASK_DEFINITION = ROOT / "cfn" / "CloudExchangeTaskDefinition.json"
 FIXTURE = ROOT / "tests" / "fixtures" / "stack-outputs.json"
 REGISTER_SCRIPT = ROOT / "scripts" / "register-task-definition.sh"
+SERVICE_SCRIPT = ROOT / "scripts" / "create-service.sh"
 
 # Placeholders the register script fills itself (documented in its usage text).
 SCRIPT_VARIABLES = {
@@ -56,6 +57,9 @@ SCRIPT_VARIABLES = {
     "ImageUi",
     "ImageMongodb",
     "ImageRabbitmq",
+    "CoreTag",
+    "UiTag",
+    "CeVersion",
 }
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 # Names that announce a credential: such a variable belongs in `secrets`, never `environment`.
@@ -91,6 +95,42 @@ IMAGE_DIRECTORIES = {
 EFS_TREE_ID = "EfsTree"
 EFS_TREE_TYPE = "Custom::CloudExchangeEfsTree"
 MAX_SERVICE_TIMEOUT = 300
+# Ports something in the task listens on (CE's containers and their images' defaults: core's
+# API, the UI, MongoDB, RabbitMQ's AMQP, management, distribution, epmd and CLI range); the
+# health checks' and port mappings' ports are added from the task definition.
+TASK_PORTS = {3000, 8000, 27017, 5671, 5672, 15671, 15672, 15692, 25672, 4369} | set(range(35672, 35683))
+# Keys CE 6.1's setup writes into .env, which its compose file hands every service: core and
+# ui get each of them here too. Left out on purpose: credentials and their encryption
+# (passwords, DOCKER_*, RABBITMQ_COOKIE, CE_SETUP_ID, CE_HEX_CODE, CE_IV: Secrets Manager and
+# ECS do that), facts of a Docker host that Fargate does not have (COMPOSE_*, HOST_OS,
+# LOCATION, ENV_FILE, MONGO_CURRENT_VERSION, IS_MPASS_CONFIGURED), MONGO_TAG/RABBITMQ_TAG and
+# PROMOTION_BANNERS_FILE_LOCATION (the images' defaults apply).
+COMPOSE_ENV_KEYS = {
+    "CORE_TAG",
+    "UI_TAG",
+    "INSTALL_VERSION",
+    "UI_PORT",
+    "UI_PROTOCOL",
+    "TLS_VERSION",
+    "CE_MANAGEMENT_PORT",
+    "CE_PROFILE",
+    "CE_AS_VM",
+    "HA_ENABLED",
+    "PLATFORM_PROVIDER",
+    "CONTAINERIZATION_PLATFORM",
+    "RABBITMQ_RAM_RESOURCES",
+    "MONGODB_RAM_RESOURCES",
+    "CORE_RAM_RESOURCES",
+    "UI_RAM_RESOURCES",
+}
+# Netskope's Kubernetes chart gives core 20 minutes to start (startupProbe: failureThreshold
+# 20 x periodSeconds 60).
+CORE_START_SECONDS = 20 * 60
+# ECS's health check limits (ContainerDefinition.healthCheck).
+HEALTH_CHECK_LIMITS = {"interval": (5, 300), "timeout": (2, 120), "retries": (1, 10), "startPeriod": (0, 300)}
+# Apple platforms refuse TLS server certificates valid longer than this.
+BROWSER_CERT_MAX_DAYS = 825
+HOST_DOCKER_INTERNAL = "host.docker.internal"
 
 
 @dataclass
@@ -100,6 +140,7 @@ class Inputs:
     rendered: dict  # the register script's --dry-run output
     fixture: dict  # tests/fixtures/stack-outputs.json
     script_text: str  # scripts/register-task-definition.sh
+    service_script_text: str  # scripts/create-service.sh
     cfn_texts: dict  # file name -> raw text of every file under cfn/
 
 
@@ -438,8 +479,8 @@ def check_shell(inputs):
 
 def check_memory(inputs):
     """The containers' memory limits fit the task's memory, every container has one, and
-    RabbitMQ's RABBITMQ_RAM_RESOURCES is its container's limit (custom.conf sizes RabbitMQ
-    from it)."""
+    every *_RAM_RESOURCES (CE's .env keys) is the limit of the container it names
+    (RABBITMQ_RAM_RESOURCES sizes RabbitMQ through custom.conf)."""
     errors = []
     total = 0
     for container in containers(inputs.rendered):
@@ -451,13 +492,19 @@ def check_memory(inputs):
     task = int(inputs.rendered.get("memory", "0"))
     if total > task:
         errors.append(f"rendered: the containers' memory limits add up to {total} MiB, above the task's {task} MiB")
+    memory = {c["name"]: c.get("memory") for c in containers(inputs.task_definition)}
+    named = {"RABBITMQ": "rabbitmq-stats", "MONGODB": "mongodb-primary", "CORE": "core", "UI": "ui"}
     for container in containers(inputs.task_definition):
-        env = {e.get("name"): e.get("value") for e in container.get("environment", [])}
-        if "RABBITMQ_RAM_RESOURCES" in env and env["RABBITMQ_RAM_RESOURCES"] != container.get("memory"):
-            errors.append(
-                f"container {container['name']}: RABBITMQ_RAM_RESOURCES {env['RABBITMQ_RAM_RESOURCES']!r} "
-                f"differs from its memory {container.get('memory')!r}"
-            )
+        for key, value in _environment(container).items():
+            prefix = key[: -len("_RAM_RESOURCES")] if key.endswith("_RAM_RESOURCES") else None
+            if prefix is None:
+                continue
+            target = named.get(prefix)
+            if target is None or str(value) != str(memory.get(target)):
+                errors.append(
+                    f"container {container['name']}: {key} {value!r} differs from the memory of "
+                    f"{target or 'a container of the task'} ({memory.get(target)!r})"
+                )
     return errors
 
 
@@ -612,6 +659,181 @@ def check_credentials(inputs):
     return errors
 
 
+def _environment(container):
+    return {e.get("name"): e.get("value") for e in container.get("environment", [])}
+
+
+def _listened_ports(task_definition):
+    """Ports something in the task listens on: TASK_PORTS, port mappings, health-check ports."""
+    ports = set(TASK_PORTS)
+    for container in containers(task_definition):
+        ports |= {m.get("containerPort") for m in container.get("portMappings", [])}
+        for text in strings(container.get("healthCheck", {}).get("command", [])):
+            ports |= {int(p) for p in re.findall(r"/dev/tcp/[^/]+/([0-9]+)", text)}
+        env = _environment(container)
+        if str(env.get("CE_API_PORT", "")).isdigit():
+            ports.add(int(env["CE_API_PORT"]))
+    return ports
+
+
+def check_host_docker_internal(inputs):
+    """CE's UI needs host.docker.internal: a private zone on the stack's VPC answers it with
+    the task's loopback, and CE_MANAGEMENT_PORT is a privileged port nothing in the task
+    listens on, so a management call is refused at once."""
+    errors = []
+    zones = {
+        k: v
+        for k, v in resources(inputs, "AWS::Route53::HostedZone").items()
+        if v["Properties"].get("Name", "").rstrip(".") == HOST_DOCKER_INTERNAL
+    }
+    if not zones:
+        errors.append(f"no AWS::Route53::HostedZone named {HOST_DOCKER_INTERNAL}")
+    for name, zone in zones.items():
+        vpcs = [ref_target(v.get("VPCId")) for v in zone["Properties"].get("VPCs", [])]
+        if vpcs != ["VpcId"]:
+            errors.append(f"{name}: must be a private zone on the stack's VPC (VPCs: VpcId), not {vpcs}")
+    records = [
+        r["Properties"]
+        for r in resources(inputs, "AWS::Route53::RecordSet").values()
+        if ref_target(r["Properties"].get("HostedZoneId")) in zones
+        and r["Properties"].get("Name", "").rstrip(".") == HOST_DOCKER_INTERNAL
+    ]
+    if not any(r.get("Type") == "A" and r.get("ResourceRecords") == ["127.0.0.1"] for r in records):
+        errors.append(f"no A record {HOST_DOCKER_INTERNAL} -> 127.0.0.1 in the {HOST_DOCKER_INTERNAL} zone")
+    listened = _listened_ports(inputs.task_definition)
+    values = set()
+    for container in containers(inputs.task_definition):
+        value = _environment(container).get("CE_MANAGEMENT_PORT")
+        if value is None:
+            continue
+        values.add(value)
+        if not str(value).isdigit() or not 0 < int(value) < 1024 or int(value) in listened:
+            errors.append(
+                f"container {container['name']}: CE_MANAGEMENT_PORT {value!r} must be a port below 1024 that "
+                f"nothing in the task listens on (it serves {sorted(p for p in listened if p)})"
+            )
+    if "ui" not in {c["name"] for c in containers(inputs.task_definition) if "CE_MANAGEMENT_PORT" in _environment(c)}:
+        errors.append("container ui must set CE_MANAGEMENT_PORT (CE's compose file does)")
+    if len(values) > 1:
+        errors.append(f"containers disagree on CE_MANAGEMENT_PORT: {sorted(values)}")
+    return errors
+
+
+def _start_budget(container):
+    """Seconds a container's health check lets it take before it is UNHEALTHY (each failed
+    check counted with its timeout)."""
+    check = container.get("healthCheck") or {}
+    return check.get("startPeriod", 0) + check.get("retries", 3) * (check.get("interval", 30) + check.get("timeout", 5))
+
+
+def _ready_by(task_definition, name, seen=()):
+    """Seconds until container NAME is HEALTHY at the latest: its own budget after the
+    slowest container it waits for to be HEALTHY."""
+    by_name = {c["name"]: c for c in containers(task_definition)}
+    container = by_name[name]
+    waits = [
+        _ready_by(task_definition, d["containerName"], (*seen, name))
+        for d in container.get("dependsOn", [])
+        if d.get("condition") == "HEALTHY" and d.get("containerName") in by_name and d["containerName"] not in seen
+    ]
+    return max(waits, default=0) + _start_budget(container)
+
+
+def check_start_budgets(inputs):
+    """Health checks stay within ECS's limits; core may take Netskope's 20 minutes to start;
+    the service's grace period (create-service.sh) covers the slowest path to a healthy ui."""
+    errors = []
+    for container in containers(inputs.task_definition):
+        for key, (low, high) in HEALTH_CHECK_LIMITS.items():
+            value = (container.get("healthCheck") or {}).get(key)
+            if value is not None and not low <= value <= high:
+                errors.append(f"container {container['name']}: healthCheck.{key} {value} is outside ECS's {low}-{high}")
+    core = next((c for c in containers(inputs.task_definition) if c["name"] == "core"), {})
+    check = core.get("healthCheck") or {}
+    allowed = check.get("startPeriod", 0) + check.get("retries", 3) * check.get("interval", 30)
+    if allowed < CORE_START_SECONDS:
+        errors.append(
+            f"core's health check allows {allowed} s to start (startPeriod + retries x interval); "
+            f"Netskope's Kubernetes chart allows {CORE_START_SECONDS} s"
+        )
+    match = re.search(r"^HEALTH_CHECK_GRACE_SECONDS=([0-9]+)$", inputs.service_script_text, re.M)
+    names = {c["name"] for c in containers(inputs.task_definition)}
+    needed = _ready_by(inputs.task_definition, "ui") if "ui" in names else 0
+    if not match:
+        errors.append(f"{SERVICE_SCRIPT.name}: no HEALTH_CHECK_GRACE_SECONDS=<seconds>")
+    elif int(match.group(1)) < needed:
+        errors.append(
+            f"{SERVICE_SCRIPT.name}: HEALTH_CHECK_GRACE_SECONDS {match.group(1)} is shorter than the "
+            f"{needed} s the health checks allow until ui is healthy (its dependsOn chain)"
+        )
+    return errors
+
+
+def check_environment_parity(inputs):
+    """core and ui get the keys CE's setup writes into .env; core finds the UI (in this task)
+    through UI_SERVICE_NAME, as Netskope's Fargate and Kubernetes deployments set it; CORE_TAG
+    and UI_TAG are the tags setup passes, not the images' full references."""
+    errors = []
+    by_name = {c["name"]: c for c in containers(inputs.task_definition)}
+    for name in ("core", "ui"):
+        env = _environment(by_name.get(name, {}))
+        missing = sorted(COMPOSE_ENV_KEYS - set(env))
+        if missing:
+            errors.append(f"container {name}: lacks the .env keys {missing}")
+        for key, placeholder in (("CORE_TAG", "${CoreTag}"), ("UI_TAG", "${UiTag}")):
+            if key in env and env[key] != placeholder:
+                errors.append(f"container {name}: {key} must be {placeholder} (setup's form), not {env[key]!r}")
+    if _environment(by_name.get("core", {})).get("UI_SERVICE_NAME") != "localhost":
+        errors.append("container core: UI_SERVICE_NAME must be localhost (the UI is in the same task)")
+    return errors
+
+
+def check_init_process(inputs):
+    """Every essential container runs under an init process that forwards signals and reaps
+    orphans (core's and ui's start.sh would otherwise be PID 1; ECS Exec sessions leave
+    processes behind in any of them)."""
+    return [
+        f"container {c['name']}: set linuxParameters.initProcessEnabled true"
+        for c in containers(inputs.task_definition)
+        if c.get("essential", True) and (c.get("linuxParameters") or {}).get("initProcessEnabled") is not True
+    ]
+
+
+def check_browser_certificates(inputs):
+    """Self-signed server certificates (the UI's, which browsers see) are valid at most 825
+    days, the most Apple platforms accept."""
+    certs = inputs.template["Resources"][EFS_TREE_ID]["Properties"].get("Certificates") or {}
+    return [
+        f"certificate {leaf.get('Name')}: ValidityDays {leaf.get('ValidityDays')} is above "
+        f"{BROWSER_CERT_MAX_DAYS}; Apple platforms refuse such server certificates"
+        for leaf in certs.get("Leaves", [])
+        if leaf.get("Issuer") == "Self"
+        and "ServerAuth" in leaf.get("ExtendedKeyUsage", [])
+        and int(leaf.get("ValidityDays", 0)) > BROWSER_CERT_MAX_DAYS
+    ]
+
+
+def check_mongosh_home(inputs):
+    """mongosh writes below $HOME, and the MongoDB image's HOME is /data/db on EFS: every
+    mongosh of the task definition runs with HOME set outside the container's mounts, and the
+    seeded scripts' shared file sets it too."""
+    errors = []
+    for container in containers(inputs.task_definition):
+        mounts = [m.get("containerPath", "").rstrip("/") for m in container.get("mountPoints", [])]
+        for text in strings({k: v for k, v in container.items() if k in ("entryPoint", "command", "healthCheck")}):
+            for match in re.finditer(r"(?:(\bHOME=(\S+)\s+)?)\bmongosh\b", text):
+                home = match.group(2)
+                if home is None or any(home == m or home.startswith(m + "/") for m in mounts):
+                    errors.append(
+                        f"container {container['name']}: mongosh runs with HOME {home or '(the image default)'}"
+                    )
+    common = tree(inputs)[1].get("data/database-init/mongo-common.sh", {}).get("Content", "")
+    home = re.search(r'^export HOME="\$\{[A-Z_]+:-(/[^}]*)\}"$', common, re.M)
+    if not home or home.group(1).startswith("/data"):
+        errors.append("data/database-init/mongo-common.sh must export HOME outside /data (mongosh's logs)")
+    return errors
+
+
 CHECKS = {
     "botocore-register-task-definition": check_botocore,
     "efs-tree-and-access-points": check_efs_tree,
@@ -623,6 +845,12 @@ CHECKS = {
     "depends-on-and-health-checks": check_depends_on,
     "placeholders": check_placeholders,
     "no-literal-credentials": check_credentials,
+    "host-docker-internal": check_host_docker_internal,
+    "start-budgets": check_start_budgets,
+    "environment-parity": check_environment_parity,
+    "init-process": check_init_process,
+    "browser-certificates": check_browser_certificates,
+    "mongosh-home": check_mongosh_home,
 }
 
 
@@ -662,6 +890,19 @@ def _certificates(inputs, key_path, key_mode):
         "Certificate": {"Path": "data/ssl_certs/test_ca.crt", "Owner": "1001", "Group": "1001", "Mode": "0644"},
         "Key": {"Path": key_path, "Owner": "0", "Group": "0", "Mode": key_mode},
     }
+
+
+def _set_env(container, name, value):
+    next(e for e in container["environment"] if e["name"] == name)["value"] = value
+
+
+def _drop_env(container, name):
+    container["environment"] = [e for e in container["environment"] if e["name"] != name]
+
+
+def _leaf(inputs, name):
+    leaves = inputs.template["Resources"][EFS_TREE_ID]["Properties"]["Certificates"]["Leaves"]
+    return next(leaf for leaf in leaves if leaf["Name"] == name)
 
 
 def _drop_access_point_grant(inputs):
@@ -838,7 +1079,7 @@ MUTATIONS = [
             "value",
             "3072",
         ),
-        "RABBITMQ_RAM_RESOURCES '3072' differs from its memory",
+        "RABBITMQ_RAM_RESOURCES '3072' differs from the memory of rabbitmq-stats",
     ),
     (
         "depends-on-and-health-checks",
@@ -926,6 +1167,90 @@ MUTATIONS = [
         _unreadable_secret,
         "missing ['JwtSecret']",
     ),
+    (
+        "host-docker-internal",
+        "no zone answers host.docker.internal",
+        lambda i: i.template["Resources"].pop("HostDockerInternalRecord"),
+        "no A record host.docker.internal -> 127.0.0.1",
+    ),
+    (
+        "host-docker-internal",
+        "the UI's management port is core's API",
+        lambda i: _set_env(_container(i, "ui"), "CE_MANAGEMENT_PORT", "8000"),
+        "container ui: CE_MANAGEMENT_PORT '8000' must be a port below 1024",
+    ),
+    (
+        "start-budgets",
+        "core has 7.5 minutes to start",
+        lambda i: _set(_container(i, "core")["healthCheck"], "retries", 5),
+        "Netskope's Kubernetes chart allows 1200 s",
+    ),
+    (
+        "start-budgets",
+        "the load balancer's grace period ends before ui can be healthy",
+        lambda i: setattr(
+            i,
+            "service_script_text",
+            re.sub(
+                r"^HEALTH_CHECK_GRACE_SECONDS=.*$", "HEALTH_CHECK_GRACE_SECONDS=600", i.service_script_text, flags=re.M
+            ),
+        ),
+        "is shorter than the",
+    ),
+    (
+        "start-budgets",
+        "a start period ECS refuses",
+        lambda i: _set(_container(i, "core")["healthCheck"], "startPeriod", 1200),
+        "healthCheck.startPeriod 1200 is outside ECS's 0-300",
+    ),
+    (
+        "environment-parity",
+        "core without UI_SERVICE_NAME",
+        lambda i: _drop_env(_container(i, "core"), "UI_SERVICE_NAME"),
+        "UI_SERVICE_NAME must be localhost",
+    ),
+    (
+        "environment-parity",
+        "ui without a .env key",
+        lambda i: _drop_env(_container(i, "ui"), "INSTALL_VERSION"),
+        "container ui: lacks the .env keys ['INSTALL_VERSION']",
+    ),
+    (
+        "environment-parity",
+        "CORE_TAG as the full image reference",
+        lambda i: _set_env(_container(i, "core"), "CORE_TAG", "${ImageCore}"),
+        "CORE_TAG must be ${CoreTag}",
+    ),
+    (
+        "init-process",
+        "core's start.sh as PID 1",
+        lambda i: _container(i, "core").pop("linuxParameters"),
+        "container core: set linuxParameters.initProcessEnabled true",
+    ),
+    (
+        "browser-certificates",
+        "the UI's certificate valid ten years",
+        lambda i: _set(_leaf(i, "Ui"), "ValidityDays", "3650"),
+        "certificate Ui: ValidityDays 3650 is above 825",
+    ),
+    (
+        "mongosh-home",
+        "the health check's mongosh writes into /data/db",
+        lambda i: _container(i, "mongodb-primary")["healthCheck"]["command"].__setitem__(
+            1, _container(i, "mongodb-primary")["healthCheck"]["command"][1].replace("HOME=/tmp ", "")
+        ),
+        "container mongodb-primary: mongosh runs with HOME (the image default)",
+    ),
+    (
+        "mongosh-home",
+        "the seeded scripts keep the image's HOME",
+        lambda i: _set(
+            _file(i, "data/database-init/mongo-common.sh"),
+            "Content",
+            re.sub(r"^export HOME=.*$", "", _file(i, "data/database-init/mongo-common.sh")["Content"], flags=re.M),
+        ),
+        "must export HOME outside /data",
+    ),
 ]
 
 
@@ -937,6 +1262,7 @@ def load(rendered_path):
         rendered=json.loads(Path(rendered_path).read_text()),
         fixture=json.loads(FIXTURE.read_text()),
         script_text=REGISTER_SCRIPT.read_text(),
+        service_script_text=SERVICE_SCRIPT.read_text(),
         cfn_texts={p.name: p.read_text() for p in sorted((ROOT / "cfn").iterdir()) if p.is_file()},
     )
 
