@@ -23,30 +23,21 @@ local_stack_setup_file() {
   local network
   network="$(local_aws_network)"
   export ROOT PATH VPC="${network% *}" SUBNETS="${network#* }"
-  make_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
+  local_aws_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
   printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
-  make_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
+  local_aws_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"
   # shellcheck disable=SC2016 # the line is for the fake function, expanded there
   sed '/^response_url=/a [ "$(printf "%s" "$event" | jq -r .RequestType)" != Delete ] || exit 0' \
     "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" >"${BATS_FILE_TMPDIR}/no-delete.sh"
-  make_zip "${BATS_FILE_TMPDIR}/no-delete.sh" "${BATS_FILE_TMPDIR}/no-delete.zip"
+  local_aws_zip "${BATS_FILE_TMPDIR}/no-delete.sh" "${BATS_FILE_TMPDIR}/no-delete.zip"
   sed 's/Status: "SUCCESS"/Status: "FAILED"/' "${BATS_FILE_TMPDIR}/no-delete.sh" >"${BATS_FILE_TMPDIR}/refuses.sh"
-  make_zip "${BATS_FILE_TMPDIR}/refuses.sh" "${BATS_FILE_TMPDIR}/refuses.zip"
+  local_aws_zip "${BATS_FILE_TMPDIR}/refuses.sh" "${BATS_FILE_TMPDIR}/refuses.zip"
 }
 
 local_stack_teardown_file() {
   local pid
   pid="$(cat "${BATS_FILE_TMPDIR}/local-aws.pid" 2>/dev/null)" || return 0
   kill "$pid" 2>/dev/null || true
-}
-
-# Zips FILE as an executable "bootstrap" at the archive's root, as Lambda expects.
-make_zip() { # FILE ZIP
-  python -c 'import sys, zipfile
-info = zipfile.ZipInfo("bootstrap")
-info.external_attr = 0o755 << 16
-with zipfile.ZipFile(sys.argv[2], "w") as archive:
-    archive.writestr(info, open(sys.argv[1], "rb").read())' "$1" "$2"
 }
 
 # The network of stack NAME ("VPC SUBNET,SUBNET"): one of its own, made on its first
