@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/tools.sh
 source "${ROOT}/scripts/lib/tools.sh"
 
-STEPS=(rust_format rust_lint rust_tests op_budget efs_access_point shell_lint python_lint docs lambda_invoke templates local_aws_tests script_tests end_to_end ce_runtime task_pod)
+STEPS=(script_units rust_format rust_lint rust_tests op_budget efs_access_point shell_lint python_lint docs lambda_invoke templates local_aws_tests script_tests end_to_end ce_runtime task_pod)
 ONLY=()
 
 usage() {
@@ -67,10 +67,19 @@ lambda_invoke() { tests/runtime/lambda-invoke.sh; }
 templates() { tests/template/check-cfn.sh; }
 # One fast test per gap of moto the local AWS closes (local_aws/gaps.py).
 local_aws_tests() { python -m pytest -q tests/local_aws; }
-# The bats tests of our scripts, and the seed-plugins seeder's tests (run as uid 1001).
+# The bats files in parallel, one job per file (each owns its servers, ports and temporary
+# folders; tests within a file keep their order). Files tagged `# bats file_tags=aws` start an
+# AWS endpoint on 127.0.0.1 (moto, or the local AWS with a deployed stack) and run in
+# script_tests; the rest need no server and run first, in script_units.
+BATS_JOBS="${BATS_JOBS:-4}"
+run_bats() { # FILTER
+  bats --jobs "$BATS_JOBS" --no-parallelize-within-files --filter-tags "$1" tests/scripts/*.bats
+}
+script_units() { run_bats '!aws'; }
+# The bats tests that need a server, and the seed-plugins seeder's tests (run as uid 1001).
 script_tests() {
   local status=0
-  bats tests/scripts/*.bats || status=1
+  run_bats aws || status=1
   python -m pytest -q tests/seeder || status=1
   return "$status"
 }

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Installs, on a fresh machine, what the project's scripts need: Debian packages
-# (jq, shellcheck, bats, curl, openssl) and a Python venv under .venv with requirements-dev.txt,
-# every version fixed by requirements-dev.lock (pip freeze) so pip never backtracks on a new
-# machine.
+# Installs, on a fresh machine, what the project's scripts need: Debian packages (jq, bats,
+# the shell linter, curl, openssl, fuse3, GNU parallel) and a Python venv under .venv with
+# requirements-dev.txt, every version fixed by requirements-dev.lock (pip freeze) so pip never
+# backtracks on a new machine.
 # Sourced by demo.sh, test.sh and bench.sh; every step is skipped when already done.
 
 TOOLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,6 +26,9 @@ ensure_debian_packages() {
     command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+  # GNU parallel runs the bats files side by side (bats --jobs); moreutils has another
+  # command of the same name.
+  parallel --version 2>/dev/null | grep -q 'GNU parallel' || missing+=(parallel)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}; install them with your package manager"
   log "installing ${missing[*]} (apt-get)"

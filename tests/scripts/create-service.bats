@@ -1,9 +1,11 @@
 #!/usr/bin/env bats
-# scripts/create-service.sh: options, prerequisites, a missing stack or task definition,
+# scripts/create-service.sh: a missing stack or task definition,
 # the service's settings checked against botocore's ECS model, and creating, updating and
 # waiting on two plain local AWS servers on 127.0.0.1 (dummy credentials; no real AWS is called).
 # One server reports services as running (MOTO_ECS_SERVICE_RUNNING=1), the other never
-# does, so the bounded wait and its explanation are exercised too.
+# does, so the bounded wait and its explanation are exercised too. Its options and
+# prerequisites: create-service-options.bats.
+# bats file_tags=aws
 
 # status, output and stderr are set by bats' run.
 # shellcheck disable=SC2154
@@ -100,36 +102,6 @@ teardown_file() {
 setup() {
   SCRIPT="${ROOT}/scripts/create-service.sh"
   export AWS_ENDPOINT_URL="$RUNNING_URL" CREATE_SERVICE_POLL_SECONDS=1
-}
-
-@test "--help prints the usage" {
-  run --separate-stderr "$SCRIPT" --help
-  [ "$status" -eq 0 ]
-  [[ $output == *"Usage: scripts/create-service.sh --stack-name NAME"* ]]
-  [[ $output == *"--no-wait"* ]]
-}
-
-@test "an unknown option, no stack name or a bad timeout is refused with the usage" {
-  run --separate-stderr "$SCRIPT" --stack-name ce --bogus
-  [ "$status" -eq 2 ]
-  [[ $stderr == *"unknown option: --bogus"* ]]
-  [[ $stderr == *"Usage:"* ]]
-  run --separate-stderr "$SCRIPT" --cluster c
-  [ "$status" -eq 2 ]
-  [[ $stderr == *"--stack-name is required"* ]]
-  run --separate-stderr "$SCRIPT" --stack-name ce --timeout soon
-  [ "$status" -eq 2 ]
-  [[ $stderr == *"--timeout needs minutes (or seconds, like 90s)"* ]]
-}
-
-@test "without aws on PATH it says what to install" {
-  local bin="${BATS_TEST_TMPDIR}/bin"
-  mkdir -p "$bin"
-  ln -s "$(command -v bash)" "${bin}/bash"
-  ln -s "$(command -v dirname)" "${bin}/dirname"
-  run --separate-stderr env PATH="$bin" "$SCRIPT" --stack-name ce
-  [ "$status" -eq 1 ]
-  [[ $stderr == "error: aws not found on PATH: install the AWS CLI"* ]]
 }
 
 @test "a missing stack points at deploy.sh" {

@@ -3,7 +3,8 @@
 # the real template and fake functions for the Lambda: the service, its cluster and the stack go;
 # the file system and the maintenance password stay, listed with their delete commands,
 # unless --delete-data gets the file system id typed back; a deletion that fails on the
-# custom resource is retried retaining it.
+# custom resource is retried retaining it. Its options: destroy-options.bats.
+# bats file_tags=aws
 
 # status, output and stderr are set by bats' run.
 # shellcheck disable=SC2154
@@ -33,19 +34,6 @@ deployed_with_service() { # NAME [LAMBDA_ZIP [DEPLOY_OPTION...]]
 output_of() { # STACK OUTPUT
   aws cloudformation describe-stacks --stack-name "$1" |
     jq -r --arg key "$2" '.Stacks[0].Outputs[] | select(.OutputKey == $key) | .OutputValue'
-}
-
-@test "--help prints the usage; bad options are refused with it" {
-  run --separate-stderr "$SCRIPT" --help
-  [ "$status" -eq 0 ]
-  [[ $output == *"Usage: scripts/destroy.sh --stack-name NAME"* ]]
-  [[ $output == *"--delete-data"* ]]
-  run --separate-stderr "$SCRIPT" --stack-name ce --bogus
-  [ "$status" -eq 2 ]
-  [[ $stderr == *"error: unknown option: --bogus"*"Usage:"* ]]
-  run --separate-stderr "$SCRIPT" --delete-data
-  [ "$status" -eq 2 ]
-  [[ $stderr == *"--stack-name is required"* ]]
 }
 
 @test "a stack that does not exist: nothing to delete" {

@@ -2,6 +2,7 @@
 # scripts/register-task-definition.sh: options, refusals and rendering, against the fixture
 # stacks in tests/fixtures and the plain local AWS on 127.0.0.1 (AWS_ENDPOINT_URL, dummy
 # credentials; no real AWS is ever called).
+# bats file_tags=aws
 
 # status, output and stderr are set by bats' run; literal ${...} in single quotes is meant.
 # shellcheck disable=SC2154,SC2016

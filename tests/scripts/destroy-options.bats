@@ -1,0 +1,32 @@
+#!/usr/bin/env bats
+# scripts/destroy.sh before it calls AWS: its usage and its refusals. destroy.bats
+# takes deployments down on the local AWS.
+
+# status, output and stderr are set by bats' run.
+# shellcheck disable=SC2154
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
+  # shellcheck source=scripts/lib/tools.sh
+  source "${ROOT}/scripts/lib/tools.sh"
+  activate_tools
+  export ROOT PATH
+}
+
+setup() {
+  SCRIPT="${ROOT}/scripts/destroy.sh"
+}
+
+@test "--help prints the usage; bad options are refused with it" {
+  run --separate-stderr "$SCRIPT" --help
+  [ "$status" -eq 0 ]
+  [[ $output == *"Usage: scripts/destroy.sh --stack-name NAME"* ]]
+  [[ $output == *"--delete-data"* ]]
+  run --separate-stderr "$SCRIPT" --stack-name ce --bogus
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"error: unknown option: --bogus"*"Usage:"* ]]
+  run --separate-stderr "$SCRIPT" --delete-data
+  [ "$status" -eq 2 ]
+  [[ $stderr == *"--stack-name is required"* ]]
+}
