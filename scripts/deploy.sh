@@ -612,7 +612,7 @@ start_operation() { # CURRENT_STATUS
     STACK_ID="$(aws_cli cloudformation create-stack "${args[@]}")"
     return 0
   fi
-  new_events >/dev/null # the events of earlier operations are not this one's
+  stack_events_new "$STACK_NAME" "${WORK_DIR}/seen" >/dev/null # earlier operations' events
   log "updating stack ${STACK_NAME} (now ${1})"
   if STACK_ID="$(aws_cli cloudformation update-stack "${args[@]}" 2>"$err")"; then
     return 0
@@ -626,27 +626,6 @@ start_operation() { # CURRENT_STATUS
   die "update-stack was refused"
 }
 
-# Prints the stack's events not printed yet, oldest first, as JSON lines, and remembers
-# their ids. describe-stack-events lists newest first; its first page is enough at one poll
-# every few seconds.
-new_events() {
-  local seen="${WORK_DIR}/seen" events
-  touch "$seen"
-  events="$(aws_cli cloudformation describe-stack-events --stack-name "${STACK_ID:-$STACK_NAME}" \
-    --max-items 100 --output json | jq -c --rawfile seen "$seen" '
-      ($seen | split("\n") | map({(.): true}) | add // {}) as $old
-      | .StackEvents | reverse | .[] | select($old[.EventId] | not)')"
-  [[ -n $events ]] || return 0
-  jq -r .EventId <<<"$events" >>"$seen"
-  printf '%s\n' "$events"
-}
-
-print_events() {
-  jq -r 'def pad($n): . + (" " * ([$n - length, 1] | max));
-    "\(.Timestamp[11:19])  \(.ResourceStatus | pad(28))\(.ResourceType | pad(38))\(.LogicalResourceId)"
-    + (if (.ResourceStatusReason // "") == "" then "" else "  \(.ResourceStatusReason)" end)'
-}
-
 # Polls until the stack settles, printing each new event like `rain` does, and exits
 # non-zero unless it completed. The custom resource's Lambda log is read as soon as it
 # fails, before a rollback deletes its log group.
@@ -656,10 +635,10 @@ wait_for_stack() {
     # Status first, events second: the events of a settled stack are then all printed.
     stack="$(stack_describe "$STACK_ID")"
     status="$(jq -r '.StackStatus // "GONE"' <<<"${stack:-null}")"
-    events="$(new_events)"
+    events="$(stack_events_new "${STACK_ID:-$STACK_NAME}" "${WORK_DIR}/seen")"
     if [[ -n $events ]]; then
       printf '%s\n' "$events" >>"${WORK_DIR}/events.jsonl"
-      print_events <<<"$events"
+      stack_events_print <<<"$events"
     fi
     if [[ ! -s ${WORK_DIR}/lambda.log ]] && jq -e --arg id "$EFS_TREE_ID" \
       'select(.LogicalResourceId == $id and (.ResourceStatus | endswith("FAILED")))' \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Takes a Cloud Exchange deployment down: the ECS service (scaled to 0, deleted, waited
-# for), the cluster if scripts/create-service.sh created it for this stack, then the stack.
+# for), the cluster if scripts/create-service.sh created it for this stack, then the stack,
+# printing its events as deploy.sh does (a deletion takes minutes).
 # A deletion that ends DELETE_FAILED is retried once retaining the resources that failed,
 # after saying which and why. What the stack retains on purpose (the file system with CE's
 # data, the maintenance password) is listed with the commands that would delete it; this
@@ -29,8 +30,9 @@ Usage: scripts/destroy.sh --stack-name NAME [options]
 
 Deletes the ECS service (scaled to 0 first), the cluster when scripts/create-service.sh
 created it for this stack (its cloud-exchange:created-by tag) and nothing else runs in it,
-then the stack. If the deletion ends DELETE_FAILED, it says which resources failed and why,
-and deletes the stack again retaining them (a custom resource holds nothing).
+then the stack, printing its events. If the deletion ends DELETE_FAILED, it says which
+resources failed and why, and deletes the stack again retaining them (a custom resource
+holds nothing).
 The file system (CE's data) and the maintenance password are retained by the stack: they
 are listed with the commands that delete them, and with the command that brings them back
 into a new stack (scripts/deploy.sh --import-file-system).
@@ -118,12 +120,20 @@ stack_status() {
   aws_cli cloudformation describe-stacks --stack-name "$STACK_ID" --output json | jq -r '.Stacks[0].StackStatus'
 }
 
-stack_settled() { [[ $(stack_status) != *_IN_PROGRESS ]]; }
+# Prints the stack's new events (scripts/lib/events.sh), then says whether it settled.
+# Status first, events second: the events of a settled stack are then all printed.
+stack_settled() {
+  local status
+  status="$(stack_status)"
+  stack_events_new "$STACK_ID" "${WORK_DIR}/seen" | stack_events_print
+  [[ $status != *_IN_PROGRESS ]]
+}
 
-# delete-stack, then waits until the stack is DELETE_COMPLETE or DELETE_FAILED.
+# delete-stack, then streams the stack's events until it is DELETE_COMPLETE or DELETE_FAILED.
 delete_stack() { # RETAIN_ID...
   local args=(--stack-name "$STACK_ID")
   [[ $# -eq 0 ]] || args+=(--retain-resources "$@")
+  stack_events_new "$STACK_ID" "${WORK_DIR}/seen" >/dev/null # earlier operations' events
   aws_cli cloudformation delete-stack "${args[@]}"
   wait_until "$(duration_seconds "$TIMEOUT")" "$POLL_SECONDS" stack_settled ||
     die "stack ${STACK_NAME} is still $(stack_status) after $(duration_text "$TIMEOUT"); it carries on without this script"

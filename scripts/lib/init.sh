@@ -9,3 +9,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/messages.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 # shellcheck source=scripts/lib/aws.sh
 source "$(dirname "${BASH_SOURCE[0]}")/aws.sh"
+# shellcheck source=scripts/lib/events.sh
+source "$(dirname "${BASH_SOURCE[0]}")/events.sh"

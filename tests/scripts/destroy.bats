@@ -42,7 +42,7 @@ output_of() { # STACK OUTPUT
   [[ $stderr == *"stack nothing-here does not exist in us-east-1: nothing to delete"* ]]
 }
 
-@test "deletes the service, its cluster and the stack; lists what is retained; a wrong confirmation deletes no data" {
+@test "deletes the service, its cluster and the stack, streaming its events; lists what is retained; a wrong confirmation deletes no data" {
   local fs secret
   deployed_with_service gone
   fs="$(output_of gone FileSystemId)"
@@ -52,6 +52,10 @@ output_of() { # STACK OUTPUT
   [[ $stderr == *"scaling service cloud-exchange to 0 and deleting it"* ]]
   [[ $stderr == *"deleting cluster gone-cloud-exchange"* ]]
   [[ $stderr == *"stack gone deleted"* ]]
+  # The deletion's events, one line each as deploy.sh prints them, the deploy's not again.
+  [[ $output =~ [0-9]{2}:[0-9]{2}:[0-9]{2}\ +DELETE_SKIPPED\ +AWS::EFS::FileSystem\ +FileSystem ]]
+  [[ $output =~ [0-9]{2}:[0-9]{2}:[0-9]{2}\ +DELETE_COMPLETE\ +AWS::CloudFormation::Stack\ +gone ]]
+  [[ $output != *CREATE_COMPLETE* ]]
   [[ $output == *"FileSystem (AWS::EFS::FileSystem) ${fs}"* ]]
   [[ $output == *"MaintenancePasswordSecret (AWS::SecretsManager::Secret) ${secret}"* ]]
   [[ $output == *"aws efs delete-file-system --file-system-id ${fs} --region us-east-1"* ]]
@@ -97,6 +101,7 @@ output_of() { # STACK OUTPUT
   [ "$status" -eq 0 ]
   [[ $stderr == *"The deletion failed on:"*"EfsTree (Custom::CloudExchangeEfsTree): "* ]]
   [[ $stderr == *"deleting stack stuck again, retaining EfsTree"* ]]
+  [[ $output =~ DELETE_FAILED\ +Custom::CloudExchangeEfsTree\ +EfsTree ]]
   [[ $stderr == *"stack stuck deleted"* ]]
   [[ $output == *"FileSystem (AWS::EFS::FileSystem) fs-"* ]]
   [[ $output != *"EfsTree (Custom"* ]]
