@@ -78,7 +78,7 @@ gap_patches() { python -m tests.local_aws.gap_patches --jobs 2; }
 # script_tests; the rest need no server and run first, in script_units.
 BATS_JOBS="${BATS_JOBS:-4}"
 run_bats() { # FILTER
-  bats --jobs "$BATS_JOBS" --no-parallelize-within-files --filter-tags "$1" tests/scripts/*.bats
+  bats --jobs "$BATS_JOBS" --no-parallelize-within-files --timing --filter-tags "$1" tests/scripts/*.bats
 }
 script_units() { run_bats '!aws'; }
 # The bats tests that need a server, and the seed-plugins seeder's tests (run as uid 1001).
