@@ -329,7 +329,7 @@ wait_healthy() {
 
 # The UI's address as status.sh shows it: the load balancer's URL, else the task's IP.
 ui_url() {
-  "${ROOT}/scripts/status.sh" --stack-name "$STACK_NAME" --json "${AWS_ARGS[@]}" |
+  { "${ROOT}/scripts/status.sh" --stack-name "$STACK_NAME" --json "${AWS_ARGS[@]}" || true; } |
     jq -r -L "${ROOT}/scripts/lib" 'include "status";
       outputs.LoadBalancerUrl // ([.tasks[] | task_ip | select(. != null)][0] | if . then "https://\(.):3000" else empty end)'
 }
@@ -389,7 +389,7 @@ cleanup() {
     else
       log "failed; taking down what this run created"
       [[ $STAGE != deployed ]] || destroy_all || true
-      [[ ${#CREATED[@]} -eq 0 ]] || delete_network || true
+      [[ ${CREATED[*]} != *vpc* ]] || delete_network || true
     fi
   fi
   report
