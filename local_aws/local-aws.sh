@@ -99,12 +99,12 @@ local_aws_network() {
 
 # Builds the Lambda for this machine and zips it as Lambda expects; prints the archive's path.
 # The local tests and the demo use cargo's dev profile, not the release profile that goes to
-# AWS (scripts/deploy.sh: cargo lambda, arm64, LTO) and into the benchmark: the dev build of
-# the bootstrap is the one `cargo test` and tests/runtime/lambda-invoke.sh already make, so here it
-# costs a link at most, where a release build would compile every dependency again and run
-# a whole-program LTO link (minutes on two cores). Same source, same panic strategy
-# (Cargo.toml keeps "unwind" in both); the local build also keeps overflow checks and debug
-# assertions on. Its symbols are stripped from the copy that is zipped (93 MB -> 15 MB).
+# AWS (scripts/deploy.sh: cargo lambda, arm64, LTO) and into the benchmark: `cargo test` and
+# tests/runtime/lambda-invoke.sh already build this bootstrap, so here it costs a link at
+# most, where a release build would compile every dependency again and run a whole-program
+# LTO link (minutes on two cores). Same source, same panic strategy (Cargo.toml keeps
+# "unwind" in both); the local build also keeps overflow checks and debug assertions on.
+# Its symbols are stripped from the copy that is zipped (93 MB -> 15 MB).
 local_aws_build_lambda() { # REPO_ROOT
   local dir="$1/target/lambda-local" binary
   log "building the Lambda for this machine (cargo build, dev profile)"

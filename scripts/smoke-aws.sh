@@ -11,7 +11,7 @@
 # again at the end with anything it could not delete and the command that deletes it.
 #
 # Nothing in the repository's tests can run this (they never reach AWS); its options and
-# its --dry-run plan are tested in tests/smoke-aws.bats.
+# its --dry-run plan are tested in tests/scripts/smoke-aws.bats.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -9,7 +9,7 @@
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/.." && pwd)"
+  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
   # shellcheck source=scripts/lib/tools.sh
   source "${ROOT}/scripts/lib/tools.sh"
   activate_tools
