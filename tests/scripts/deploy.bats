@@ -255,14 +255,18 @@ STUB
 @test "load balancer subnets are preflighted: in two Availability Zones, public for internet-facing" {
   local lb=(--parameter LoadBalancerIngressCidr=10.0.0.0/8
     --parameter LoadBalancerCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/0f8e4c2a-1111-2222-3333-444455)
+  # deploy() puts each stack in a network of its own; the load balancer's subnets come from it.
+  local network subnets
+  network="$(stack_network ce-lbnet)"
+  subnets="${network#* }"
   run --separate-stderr deploy ce-lbnet "${BATS_FILE_TMPDIR}/answers.zip" --parameter LoadBalancerScheme=internal \
-    --parameter LoadBalancerSubnetIds="${SUBNETS%,*}" "${lb[@]}"
+    --parameter LoadBalancerSubnetIds="${subnets%,*}" "${lb[@]}"
   [ "$status" -eq 1 ]
-  [[ $stderr == *"the load balancer subnets ${SUBNETS%,*} are all in us-east-1a"* ]]
+  [[ $stderr == *"the load balancer subnets ${subnets%,*} are all in us-east-1a"* ]]
   run --separate-stderr deploy ce-lbnet "${BATS_FILE_TMPDIR}/answers.zip" --parameter LoadBalancerScheme=internet-facing \
-    --parameter LoadBalancerSubnetIds="$SUBNETS" "${lb[@]}"
+    --parameter LoadBalancerSubnetIds="$subnets" "${lb[@]}"
   [ "$status" -eq 1 ]
-  [[ $stderr == *"load balancer subnet ${SUBNETS%,*} has no route 0.0.0.0/0 to an internet gateway"* ]]
+  [[ $stderr == *"load balancer subnet ${subnets%,*} has no route 0.0.0.0/0 to an internet gateway"* ]]
   [[ $stderr != *"packaging"* ]]
   run aws cloudformation describe-stacks --stack-name ce-lbnet
   [ "$status" -ne 0 ]
