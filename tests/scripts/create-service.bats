@@ -13,14 +13,13 @@
 # shellcheck disable=SC2030,SC2031
 bats_require_minimum_version 1.5.0
 
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
+# shellcheck source=local_aws/local-aws.sh
+source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
+
 setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  # shellcheck source=local_aws/local-aws.sh
-  source "${ROOT}/local_aws/local-aws.sh"
-  activate_tools
-  export ROOT PATH
+  script_tools_setup_file
   start_plain stuck 0
   STUCK_URL="$AWS_ENDPOINT_URL"
   start_plain running 1

@@ -6,8 +6,8 @@
 # Sourced by tests/scripts/deploy.bats and tests/scripts/destroy.bats; call local_stack_setup_file from
 # setup_file and local_stack_teardown_file from teardown_file.
 
-# shellcheck source=scripts/lib/tools.sh
-source "${BATS_TEST_DIRNAME}/../../scripts/lib/tools.sh"
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
 # shellcheck source=local_aws/local-aws.sh
 source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
 
@@ -15,14 +15,13 @@ source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
 # never answers, no-delete.zip answers everything but Delete, refuses.zip answers FAILED to
 # everything but Delete (which it never answers).
 local_stack_setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  activate_tools
+  script_tools_setup_file
   mkdir -p "${BATS_FILE_TMPDIR}/efs"
   local_aws_start "$(free_port)" "${BATS_FILE_TMPDIR}/efs" "${BATS_FILE_TMPDIR}/local-aws.log"
   printf '%s\n' "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/local-aws.pid"
   local network
   network="$(local_aws_network)"
-  export ROOT PATH VPC="${network% *}" SUBNETS="${network#* }"
+  export VPC="${network% *}" SUBNETS="${network#* }"
   local_aws_zip "${ROOT}/tests/fixtures/custom-resource-bootstrap.sh" "${BATS_FILE_TMPDIR}/answers.zip"
   printf '#!/bin/sh\necho "fake-tree: giving up without an answer"\n' >"${BATS_FILE_TMPDIR}/silent.sh"
   local_aws_zip "${BATS_FILE_TMPDIR}/silent.sh" "${BATS_FILE_TMPDIR}/silent.zip"

@@ -8,20 +8,19 @@
 # shellcheck disable=SC2154,SC2016
 bats_require_minimum_version 1.5.0
 
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
+# shellcheck source=local_aws/local-aws.sh
+source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
+
 setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  # shellcheck source=local_aws/local-aws.sh
-  source "${ROOT}/local_aws/local-aws.sh"
-  activate_tools
+  script_tools_setup_file
   local port
   port="$(free_port)"
   local_aws_start --plain "$port" "${BATS_FILE_TMPDIR}/moto.log"
   echo "$LOCAL_AWS_PID" >"${BATS_FILE_TMPDIR}/moto.pid"
   # The fixture stacks are in eu-west-1.
   local_aws_environment "$port" eu-west-1
-  export PATH ROOT
 }
 
 teardown_file() {

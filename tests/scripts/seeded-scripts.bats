@@ -15,12 +15,11 @@
 # shellcheck disable=SC2154
 bats_require_minimum_version 1.5.0
 
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
+
 setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  activate_tools
-  export ROOT PATH
+  script_tools_setup_file
   # The seeded scripts as the template declares them, below their EFS paths, and their modes.
   python - "${ROOT}/cfn/CloudExchangeTemplate.yaml" "${BATS_FILE_TMPDIR}/seeded" <<'PY'
 import sys

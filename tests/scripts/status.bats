@@ -9,13 +9,13 @@
 # shellcheck disable=SC2154
 bats_require_minimum_version 1.5.0
 
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
+# shellcheck source=local_aws/local-aws.sh
+source "${BATS_TEST_DIRNAME}/../../local_aws/local-aws.sh"
+
 setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  # shellcheck source=local_aws/local-aws.sh
-  source "${ROOT}/local_aws/local-aws.sh"
-  activate_tools
+  script_tools_setup_file
   local zip network
   zip="$(local_aws_build_lambda "$ROOT")"
   mkdir -p "${BATS_FILE_TMPDIR}/efs"
@@ -25,7 +25,6 @@ setup_file() {
   DEPLOY_POLL_SECONDS=1 "${ROOT}/scripts/deploy.sh" --stack-name ce-status --vpc-id "${network% *}" \
     --subnets "${network#* }" --ui-cidr 10.42.0.0/16 --lambda-zip "$zip" --timeout 3 \
     >"${BATS_FILE_TMPDIR}/deploy.log" 2>&1 || { cat "${BATS_FILE_TMPDIR}/deploy.log" >&2; return 1; }
-  export ROOT PATH
 }
 
 teardown_file() {

@@ -11,13 +11,10 @@
 # shellcheck disable=SC2154
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-  ROOT="$(cd "${BATS_TEST_DIRNAME}/../.." && pwd)"
-  # shellcheck source=scripts/lib/tools.sh
-  source "${ROOT}/scripts/lib/tools.sh"
-  activate_tools
-  export ROOT PATH
-}
+# shellcheck source=tests/scripts/script-tools.bash
+source "${BATS_TEST_DIRNAME}/script-tools.bash"
+
+setup_file() { script_tools_setup_file; }
 
 setup() {
   # uid 1001 must reach this folder (bats' own is root's only).
